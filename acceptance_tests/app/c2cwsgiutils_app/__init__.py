@@ -1,0 +1,35 @@
+"""The example app: a small Pyramid service that uses c2cwsgiutils as a user of the image would."""
+
+from typing import Any
+
+import sqlalchemy
+from pyramid.config import Configurator
+from pyramid.request import Request
+from sqlalchemy.orm import Session, sessionmaker
+
+import c2cwsgiutils.pyramid
+from c2cwsgiutils import config as c2c_config
+from c2cwsgiutils_app import models
+
+
+def main(global_config: dict[str, str], **settings: Any) -> Any:
+    """Build the WSGI app."""
+    del global_config
+    config = Configurator(settings=settings)
+    config.include(c2cwsgiutils.pyramid.includeme)
+
+    # SQLALCHEMY_URL wins over the ini's sqlalchemy.url, as for every c2cwsgiutils setting.
+    url = c2c_config.get_str(settings, "SQLALCHEMY_URL", "sqlalchemy.url", "sqlite://")
+    engine = sqlalchemy.engine_from_config({**settings, "sqlalchemy.url": url}, prefix="sqlalchemy.")
+    models.create_tables(engine)
+    session_factory = sessionmaker(bind=engine)
+
+    def dbsession(request: Request) -> Session:
+        session = session_factory()
+        request.add_finished_callback(lambda _request: session.close())
+        return session
+
+    config.add_request_method(dbsession, "dbsession", reify=True)
+    config.include("c2cwsgiutils_app.views")
+    config.scan("c2cwsgiutils_app.views")
+    return config.make_wsgi_app()

@@ -1,0 +1,80 @@
+"""The example app's views, including some that fail on demand to show the JSON errors."""
+
+import time
+from typing import Any
+
+from pyramid import httpexceptions
+from pyramid.request import Request
+from pyramid.view import view_config
+from sqlalchemy import select
+
+from c2cwsgiutils_app.models import Hello
+
+# Statuses /api/error?status=N raises, with the header each one needs.
+_HTTP_ERRORS: dict[int, Any] = {
+    302: lambda: httpexceptions.HTTPFound(location="/api/ping"),
+    400: lambda: httpexceptions.HTTPBadRequest("bad request on demand"),
+    401: lambda: httpexceptions.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="app"'}),
+    403: lambda: httpexceptions.HTTPForbidden("forbidden on demand"),
+    405: lambda: httpexceptions.HTTPMethodNotAllowed(headers={"Allow": "GET, HEAD"}),
+    503: lambda: httpexceptions.HTTPServiceUnavailable(headers={"Retry-After": "10"}),
+}
+
+
+@view_config(route_name="ping", renderer="json", request_method=("GET", "HEAD"))
+def ping(request: Request) -> dict[str, Any]:
+    """Answer that the app is up."""
+    return {"pong": True}
+
+
+@view_config(route_name="hello", renderer="json", request_method=("GET", "HEAD"))
+def hello_list(request: Request) -> dict[str, Any]:
+    """List the greetings."""
+    values = request.dbsession.scalars(select(Hello.value).order_by(Hello.id)).all()
+    return {"values": list(values)}
+
+
+@view_config(route_name="hello", renderer="json", request_method="POST")
+def hello_post(request: Request) -> dict[str, Any]:
+    """Add a greeting: ``{"value": "..."}``; a duplicate is an integrity error, answered 400."""
+    try:
+        value = request.json_body["value"]
+    except (ValueError, KeyError, TypeError):
+        raise httpexceptions.HTTPBadRequest('expected a JSON body like {"value": "hi"}') from None
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    request.dbsession.add(Hello(value=value))
+    request.dbsession.commit()
+    request.response.status = 201
+    return {"value": value}
+
+
+@view_config(route_name="error", renderer="json")
+def error(request: Request) -> dict[str, Any]:
+    """Fail on demand: ``?status=N`` raises that HTTP error, ``?status=500`` an unexpected exception."""
+    status = request.params.get("status", "500")
+    if status == "500":
+        raise RuntimeError("failure on demand")
+    make_error = _HTTP_ERRORS.get(int(status) if status.isdigit() else 0)
+    if make_error is None:
+        raise httpexceptions.HTTPBadRequest(f"status must be 500 or one of {sorted(_HTTP_ERRORS)}")
+    raise make_error()
+
+
+@view_config(route_name="sleep", renderer="json")
+def sleep(request: Request) -> dict[str, Any]:
+    """Answer after ``?seconds=`` (at most 10), to have requests in flight."""
+    try:
+        seconds = min(float(request.params.get("seconds", "1")), 10.0)
+    except ValueError:
+        raise httpexceptions.HTTPBadRequest("seconds must be a number") from None
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+def includeme(config: Any) -> None:
+    """Add the app's routes."""
+    config.add_route("ping", "/api/ping")
+    config.add_route("hello", "/api/hello")
+    config.add_route("error", "/api/error")
+    config.add_route("sleep", "/api/sleep")

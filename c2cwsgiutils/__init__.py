@@ -1,0 +1,1 @@
+"""Operations toolkit for Pyramid WSGI services."""

@@ -1,0 +1,26 @@
+"""The one include that switches on every configured c2cwsgiutils feature.
+
+In the app's WSGI main::
+
+    import c2cwsgiutils.pyramid
+    config.include(c2cwsgiutils.pyramid.includeme)
+
+Each feature also has its own ``includeme``, for an app that wants only some of them. Including
+any of them more than once is harmless.
+"""
+
+from pyramid.config import Configurator
+
+# Order matters only for readability: each feature resolves its own settings and places its
+# own tweens explicitly.
+FEATURES = (
+    "c2cwsgiutils.routing",
+    "c2cwsgiutils.request_tracking",
+    "c2cwsgiutils.errors",
+)
+
+
+def includeme(config: Configurator) -> None:
+    """Include every feature; each one switches itself on only if its settings ask for it."""
+    for feature in FEATURES:
+        config.include(feature)
