@@ -46,6 +46,7 @@ def get(
     ini_key: str | None,
     default: T,
     parse: Callable[[str], Any] = str,
+    *,
     environ: Mapping[str, str] | None = None,
 ) -> Any:
     """Resolve one setting and convert it with ``parse`` (which raises ValueError on bad input)."""
@@ -67,10 +68,11 @@ def get_str(
     env_name: str | None,
     ini_key: str | None,
     default: T,
+    *,
     environ: Mapping[str, str] | None = None,
 ) -> str | T:
     """Resolve a string setting."""
-    value: str | T = get(settings, env_name, ini_key, default, str, environ)
+    value: str | T = get(settings, env_name, ini_key, default, str, environ=environ)
     return value
 
 
@@ -89,10 +91,11 @@ def get_bool(
     env_name: str | None,
     ini_key: str | None,
     default: bool,
+    *,
     environ: Mapping[str, str] | None = None,
 ) -> bool:
     """Resolve a boolean setting."""
-    return bool(get(settings, env_name, ini_key, default, parse_bool, environ))
+    return bool(get(settings, env_name, ini_key, default, parse_bool, environ=environ))
 
 
 def parse_int(raw: str) -> int:
@@ -108,6 +111,7 @@ def get_int(
     env_name: str | None,
     ini_key: str | None,
     default: int,
+    *,
     environ: Mapping[str, str] | None = None,
     minimum: int | None = None,
 ) -> int:
@@ -119,7 +123,7 @@ def get_int(
             raise ValueError(f"must be at least {minimum}")
         return value
 
-    return int(get(settings, env_name, ini_key, default, parse, environ))
+    return int(get(settings, env_name, ini_key, default, parse, environ=environ))
 
 
 def parse_float(raw: str) -> float:
@@ -135,10 +139,11 @@ def get_float(
     env_name: str | None,
     ini_key: str | None,
     default: float,
+    *,
     environ: Mapping[str, str] | None = None,
 ) -> float:
     """Resolve a decimal setting."""
-    return float(get(settings, env_name, ini_key, default, parse_float, environ))
+    return float(get(settings, env_name, ini_key, default, parse_float, environ=environ))
 
 
 def parse_duration(raw: str) -> float:
@@ -154,10 +159,11 @@ def get_duration(
     env_name: str | None,
     ini_key: str | None,
     default: float,
+    *,
     environ: Mapping[str, str] | None = None,
 ) -> float:
     """Resolve a duration setting, in seconds."""
-    return float(get(settings, env_name, ini_key, default, parse_duration, environ))
+    return float(get(settings, env_name, ini_key, default, parse_duration, environ=environ))
 
 
 def parse_base_path(raw: str) -> str:
@@ -169,9 +175,9 @@ def parse_base_path(raw: str) -> str:
 
 def base_path(settings: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> str:
     """Return the prefix of every c2cwsgiutils view (``C2C_BASE_PATH``, default ``/c2c``)."""
-    return str(get(settings, "C2C_BASE_PATH", "c2c.base_path", "/c2c", parse_base_path, environ))
+    return str(get(settings, "C2C_BASE_PATH", "c2c.base_path", "/c2c", parse_base_path, environ=environ))
 
 
 def development(settings: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> bool:
     """Tell whether development mode (stack traces to clients) is on: ``DEVELOPMENT=1``."""
-    return get_bool(settings, "DEVELOPMENT", "c2c.development", False, environ)
+    return get_bool(settings, "DEVELOPMENT", "c2c.development", False, environ=environ)

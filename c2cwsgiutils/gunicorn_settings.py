@@ -47,7 +47,7 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
 
 def pid_file(environ: Mapping[str, str]) -> str:
     """Return where the gunicorn master writes its pid (``C2CWSGIUTILS_PID_FILE``)."""
-    return str(c2c_config.get_str(None, "C2CWSGIUTILS_PID_FILE", None, DEFAULT_PID_FILE, environ))
+    return str(c2c_config.get_str(None, "C2CWSGIUTILS_PID_FILE", None, DEFAULT_PID_FILE, environ=environ))
 
 
 def _access_log(raw: str) -> str | None:
@@ -60,9 +60,9 @@ def settings_from_environ(
     """Return gunicorn settings, by gunicorn name, from ``GUNICORN_*`` environment variables."""
 
     def env_int(name: str, default: int, minimum: int = 1) -> int:
-        return c2c_config.get_int(None, name, None, default, environ, minimum=minimum)
+        return c2c_config.get_int(None, name, None, default, environ=environ, minimum=minimum)
 
-    bind = str(c2c_config.get_str(None, "GUNICORN_BIND", None, ":8080", environ))
+    bind = str(c2c_config.get_str(None, "GUNICORN_BIND", None, ":8080", environ=environ))
     return {
         "bind": bind.replace(",", " ").split(),
         "workers": env_int("GUNICORN_WORKERS", 2 * available_cpus(cgroup_root) + 1),
@@ -72,7 +72,7 @@ def settings_from_environ(
         "timeout": env_int("GUNICORN_TIMEOUT", 30),
         "graceful_timeout": env_int("GUNICORN_GRACEFUL_TIMEOUT", 30),
         "keepalive": env_int("GUNICORN_KEEPALIVE", 2, minimum=0),
-        "accesslog": c2c_config.get(None, "GUNICORN_ACCESS_LOG", None, "-", _access_log, environ),
+        "accesslog": c2c_config.get(None, "GUNICORN_ACCESS_LOG", None, "-", _access_log, environ=environ),
         "pidfile": pid_file(environ),
         "logger_class": "c2cwsgiutils.gunicorn_settings.ScrubbingLogger",
         # gunicorn's control socket is one more way in, and several servers would share its path.

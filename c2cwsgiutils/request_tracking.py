@@ -68,7 +68,9 @@ def _c2c_request_id(request: Request) -> str:
     return request_id_from_environ(request.environ, request.registry[_ENVIRON_KEYS])
 
 
-def tween_factory(handler: Callable[[Request], Response], registry: Registry) -> Callable[[Request], Response]:
+def tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Publish the request ID while the request runs and echo it in the response."""
     del registry
 

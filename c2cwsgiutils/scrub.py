@@ -13,7 +13,9 @@ def scrub_query_string(query: str) -> str:
     if "=" not in query:
         return query
     return _PARAM.sub(
-        lambda match: f"{match.group(1)}={REDACTED}" if _SECRET_NAME.search(match.group(1)) else match.group(0),
+        lambda match: (
+            f"{match.group(1)}={REDACTED}" if _SECRET_NAME.search(match.group(1)) else match.group(0)
+        ),
         query,
     )
 

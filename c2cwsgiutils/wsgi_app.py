@@ -17,7 +17,9 @@ DEFAULT_CONFIG_FILE = "/app/production.ini"
 def config_file(environ: Mapping[str, str] | None = None) -> str:
     """Return the path of the app's ini file (``C2CWSGIUTILS_CONFIG``, default ``/app/production.ini``)."""
     return str(
-        c2c_config.get_str(None, "C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, os.environ if environ is None else environ)
+        c2c_config.get_str(
+            None, "C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, os.environ if environ is None else environ
+        )
     )
 
 

@@ -52,10 +52,11 @@ log() {
     echo "[$(date '+%F %T')] $*" >>"${LOG}"
 }
 
-# Run a command quietly: its output goes to the log.
+# Run a command quietly: its output goes to the log. Fd 9 (the lock) is closed so that a server
+# started by the command does not hold the lock forever.
 quiet() {
     log "\$ $*"
-    "$@" >>"${LOG}" 2>&1
+    "$@" >>"${LOG}" 2>&1 9>&-
 }
 
 as_postgres() {
@@ -174,7 +175,8 @@ create_replica() {
         sleep 0.2
     done
 
-    quiet pg_createcluster -p "${REPLICA_PORT}" -d "${DATADIR}" "${VER}" "${CLUSTER}" ||
+    # --no-sync: initdb's data is replaced right away.
+    quiet pg_createcluster -p "${REPLICA_PORT}" -d "${DATADIR}" "${VER}" "${CLUSTER}" -- --no-sync ||
         die "pg_createcluster ${VER} ${CLUSTER} failed (see ${LOG})"
     find "${DATADIR}" -mindepth 1 -delete
     quiet as_postgres "${BINDIR}/pg_basebackup" -h "${HOST}" -p "${PRIMARY_PORT}" -U postgres -D "${DATADIR}" \
@@ -209,7 +211,7 @@ start_replica() {
 replica_healthy() {
     local deadline=$((SECONDS + TIMEOUT)) state
     while :; do
-        if state=$(sql "${REPLICA_PORT}" "select pg_is_in_recovery() || '|' || system_identifier from pg_control_system()"); then
+        if state=$(sql "${REPLICA_PORT}" "select concat_ws('|', pg_is_in_recovery(), system_identifier) from pg_control_system()"); then
             if [[ ${state} == "t|${primary_sysid}" ]]; then
                 return 0
             fi

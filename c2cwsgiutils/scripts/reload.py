@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="c2cwsgiutils_reload", description="Gracefully reload the workers of the running gunicorn."
     )
-    parser.add_argument("--pid-file", help="default: $C2CWSGIUTILS_PID_FILE or " + gunicorn_settings.DEFAULT_PID_FILE)
+    parser.add_argument(
+        "--pid-file", help="default: $C2CWSGIUTILS_PID_FILE or " + gunicorn_settings.DEFAULT_PID_FILE
+    )
     args = parser.parse_args(argv)
     pid_file = args.pid_file or gunicorn_settings.pid_file(os.environ)
     try:

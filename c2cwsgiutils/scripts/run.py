@@ -24,7 +24,7 @@ def gunicorn_command(extra_args: Sequence[str], environ: dict[str, str]) -> list
     return [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, *extra_args, *params, APP]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does not return)
     """Check the configuration, then exec gunicorn."""
     parser = argparse.ArgumentParser(
         prog="c2cwsgiutils_run",

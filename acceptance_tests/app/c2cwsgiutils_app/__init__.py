@@ -1,5 +1,7 @@
 """The example app: a small Pyramid service that uses c2cwsgiutils as a user of the image would."""
 
+import logging
+import os
 from typing import Any
 
 import sqlalchemy
@@ -10,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import config as c2c_config
 from c2cwsgiutils_app import models
+
+LOG = logging.getLogger(__name__)
 
 
 def main(global_config: dict[str, str], **settings: Any) -> Any:
@@ -31,5 +35,6 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
 
     config.add_request_method(dbsession, "dbsession", reify=True)
     config.include("c2cwsgiutils_app.views")
-    config.scan("c2cwsgiutils_app.views")
-    return config.make_wsgi_app()
+    app = config.make_wsgi_app()
+    LOG.info("c2cwsgiutils_app ready in process %d", os.getpid())
+    return app

@@ -4,8 +4,8 @@ import time
 from typing import Any
 
 from pyramid import httpexceptions
+from pyramid.config import Configurator
 from pyramid.request import Request
-from pyramid.view import view_config
 from sqlalchemy import select
 
 from c2cwsgiutils_app.models import Hello
@@ -21,20 +21,17 @@ _HTTP_ERRORS: dict[int, Any] = {
 }
 
 
-@view_config(route_name="ping", renderer="json", request_method=("GET", "HEAD"))
 def ping(request: Request) -> dict[str, Any]:
     """Answer that the app is up."""
     return {"pong": True}
 
 
-@view_config(route_name="hello", renderer="json", request_method=("GET", "HEAD"))
 def hello_list(request: Request) -> dict[str, Any]:
     """List the greetings."""
     values = request.dbsession.scalars(select(Hello.value).order_by(Hello.id)).all()
     return {"values": list(values)}
 
 
-@view_config(route_name="hello", renderer="json", request_method="POST")
 def hello_post(request: Request) -> dict[str, Any]:
     """Add a greeting: ``{"value": "..."}``; a duplicate is an integrity error, answered 400."""
     try:
@@ -49,7 +46,6 @@ def hello_post(request: Request) -> dict[str, Any]:
     return {"value": value}
 
 
-@view_config(route_name="error", renderer="json")
 def error(request: Request) -> dict[str, Any]:
     """Fail on demand: ``?status=N`` raises that HTTP error, ``?status=500`` an unexpected exception."""
     status = request.params.get("status", "500")
@@ -61,7 +57,6 @@ def error(request: Request) -> dict[str, Any]:
     raise make_error()
 
 
-@view_config(route_name="sleep", renderer="json")
 def sleep(request: Request) -> dict[str, Any]:
     """Answer after ``?seconds=`` (at most 10), to have requests in flight."""
     try:
@@ -72,9 +67,14 @@ def sleep(request: Request) -> dict[str, Any]:
     return {"slept": seconds}
 
 
-def includeme(config: Any) -> None:
-    """Add the app's routes."""
+def includeme(config: Configurator) -> None:
+    """Add the app's routes and views."""
     config.add_route("ping", "/api/ping")
+    config.add_view(ping, route_name="ping", renderer="json", request_method=("GET", "HEAD"))
     config.add_route("hello", "/api/hello")
+    config.add_view(hello_list, route_name="hello", renderer="json", request_method=("GET", "HEAD"))
+    config.add_view(hello_post, route_name="hello", renderer="json", request_method="POST")
     config.add_route("error", "/api/error")
+    config.add_view(error, route_name="error", renderer="json")
     config.add_route("sleep", "/api/sleep")
+    config.add_view(sleep, route_name="sleep", renderer="json")

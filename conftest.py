@@ -1,0 +1,56 @@
+"""Fixtures shared by the library's tests (tests/) and the example app's acceptance tests."""
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.udp import UdpReceiver
+
+EXAMPLE_APP_INI = Path(__file__).parent / "acceptance_tests" / "app" / "production.ini"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+StartServer = Callable[..., AppServer]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start servers under the real c2cwsgiutils_run; every one is stopped at teardown.
+
+    Call it as ``start_server(env={...}, workers=2, config_file=...)``; by default it serves the
+    example app on a fresh SQLite file.
+    """
+    servers: list[AppServer] = []
+
+    def start(
+        env: Mapping[str, str] | None = None, config_file: Path = EXAMPLE_APP_INI, **kwargs: object
+    ) -> AppServer:
+        full_env = {"SQLALCHEMY_URL": f"sqlite:///{tmp_path}/app.sqlite", **(env or {})}
+        server = AppServer(config_file, env=full_env, **kwargs)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def udp_receiver() -> Iterator[UdpReceiver]:
+    """A real UDP socket on loopback that records what it receives."""
+    with UdpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of the local PostgreSQL; fails (never skips) when it does not answer."""
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL is needed at {POSTGRES_URL}: {error}")
+    return POSTGRES_URL

@@ -1,0 +1,150 @@
+import http.server
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from pyramid.request import Request
+
+from c2cwsgiutils import request_tracking
+from tests.apps import make_app
+
+
+def echo_id(request: Request) -> dict[str, str]:
+    return {"id": request.c2c_request_id}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.delenv("C2C_REQUEST_ID_HEADER", raising=False)
+    return make_app({"id": echo_id})
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def test_new_uuid_when_no_header(app: Any) -> None:
+    assert is_uuid(app.get("/id").json["id"])
+
+
+@pytest.mark.parametrize("header", ["X-Request-ID", "X-Correlation-ID", "Request-ID", "X-Varnish"])
+def test_id_taken_from_known_headers(app: Any, header: str) -> None:
+    assert app.get("/id", headers={header: "from-header"}).json["id"] == "from-header"
+
+
+def test_x_request_id_comes_before_x_varnish(app: Any) -> None:
+    response = app.get("/id", headers={"X-Varnish": "varnish", "X-Request-ID": "first"})
+    assert response.json["id"] == "first"
+
+
+def test_configured_header_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_REQUEST_ID_HEADER", "X-Amzn-Trace-Id")
+    app = make_app({"id": echo_id})
+    response = app.get("/id", headers={"X-Request-ID": "second", "X-Amzn-Trace-Id": "first"})
+    assert response.json["id"] == "first"
+
+
+def test_id_is_echoed_in_the_response(app: Any) -> None:
+    response = app.get("/id", headers={"X-Correlation-ID": "corr"})
+    assert response.headers["X-Request-ID"] == "corr"
+
+
+def test_generated_id_is_echoed_in_the_response(app: Any) -> None:
+    response = app.get("/id")
+    assert response.headers["X-Request-ID"] == response.json["id"]
+
+
+def test_id_is_echoed_on_error_responses(app: Any) -> None:
+    response = app.get("/nowhere", headers={"X-Request-ID": "lost"}, status=404)
+    assert response.headers["X-Request-ID"] == "lost"
+
+
+def test_id_longer_than_200_characters_is_replaced(app: Any) -> None:
+    assert is_uuid(app.get("/id", headers={"X-Request-ID": "a" * 201}).json["id"])
+
+
+def test_id_of_200_characters_is_kept(app: Any) -> None:
+    assert app.get("/id", headers={"X-Request-ID": "a" * 200}).json["id"] == "a" * 200
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\x00b", "a\x1bb", "a\x7fb", "a\x85b"])
+def test_id_with_control_characters_is_replaced(value: str) -> None:
+    environ = {"HTTP_X_REQUEST_ID": value}
+    request_id = request_tracking.request_id_from_environ(environ, ("HTTP_X_REQUEST_ID",))
+    assert is_uuid(request_id)
+
+
+def test_bad_header_falls_back_to_the_next_one() -> None:
+    environ = {"HTTP_X_REQUEST_ID": "a\nb", "HTTP_X_CORRELATION_ID": "good"}
+    keys = ("HTTP_X_REQUEST_ID", "HTTP_X_CORRELATION_ID")
+    assert request_tracking.request_id_from_environ(environ, keys) == "good"
+
+
+def test_current_request_id_is_unset_outside_requests(app: Any) -> None:
+    app.get("/id", headers={"X-Request-ID": "inside"})
+    assert request_tracking.current_request_id.get() is None
+
+
+class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
+    seen: list[str | None] = []  # noqa: RUF012 (reset by the fixture)
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("X-Request-ID"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def backend() -> Iterator[str]:
+    """A real HTTP server on loopback that records the X-Request-ID of what it receives."""
+    _HeaderRecorder.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_requests_calls_carry_the_id_onward(backend: str) -> None:
+    def call_backend(request: Request) -> dict[str, int]:
+        return {"status": requests.get(backend, timeout=5).status_code}
+
+    make_app({"call": call_backend}).get("/call", headers={"X-Request-ID": "onward"})
+    assert _HeaderRecorder.seen == ["onward"]
+
+
+def test_caller_set_header_wins(backend: str) -> None:
+    def call_backend(request: Request) -> dict[str, int]:
+        return {"status": requests.get(backend, headers={"X-Request-ID": "mine"}, timeout=5).status_code}
+
+    make_app({"call": call_backend}).get("/call", headers={"X-Request-ID": "onward"})
+    assert _HeaderRecorder.seen == ["mine"]
+
+
+def test_requests_outside_a_request_carry_no_id(backend: str) -> None:
+    make_app()
+    requests.get(backend, timeout=5)
+    assert _HeaderRecorder.seen == [None]
+
+
+def test_propagation_can_be_switched_off(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    request_tracking.stop_propagating_to_requests()
+    monkeypatch.setenv("C2C_REQUESTS_REQUEST_ID", "false")
+
+    def call_backend(request: Request) -> dict[str, int]:
+        return {"status": requests.get(backend, timeout=5).status_code}
+
+    make_app({"call": call_backend}).get("/call", headers={"X-Request-ID": "onward"})
+    assert _HeaderRecorder.seen == [None]
