@@ -4,7 +4,6 @@ For gunicorn: ``c2cwsgiutils.wsgi_app:create_application()``. It runs in every w
 gunicorn preloads the app), so each worker applies the ini's logging configuration itself.
 """
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,11 +15,7 @@ DEFAULT_CONFIG_FILE = "/app/production.ini"
 
 def config_file(environ: Mapping[str, str] | None = None) -> str:
     """Return the path of the app's ini file (``C2CWSGIUTILS_CONFIG``, default ``/app/production.ini``)."""
-    return str(
-        c2c_config.get_str(
-            None, "C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, os.environ if environ is None else environ
-        )
-    )
+    return str(c2c_config.get_str(None, "C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, environ=environ))
 
 
 def create_application(path: str | None = None, app_name: str = "main") -> Any:

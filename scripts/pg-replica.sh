@@ -49,7 +49,7 @@ on_error() {
 trap 'on_error $? ${LINENO} "${BASH_COMMAND}"' ERR
 
 log() {
-    echo "[$(date '+%F %T')] $*" >>"${LOG}"
+    echo "[$(date '+%F %T.%3N')] $*" >>"${LOG}"
 }
 
 # Run a command quietly: its output goes to the log. Fd 9 (the lock) is closed so that a server
@@ -183,7 +183,9 @@ create_replica() {
         -R -X stream --checkpoint=fast -C -S "${SLOT}" ||
         die "pg_basebackup from ${HOST}:${PRIMARY_PORT} failed (see ${LOG})"
     # Settings copied from the primary's ALTER SYSTEM must not override the replica's own ones.
-    sed -i -E '/^[[:space:]]*(port|listen_addresses|hot_standby)[[:space:]]*=/d' "${DATADIR}/postgresql.auto.conf"
+    if [[ -f ${DATADIR}/postgresql.auto.conf ]]; then
+        sed -i -E '/^[[:space:]]*(port|listen_addresses|hot_standby)[[:space:]]*=/d' "${DATADIR}/postgresql.auto.conf"
+    fi
 
     # Same authentication rules as the primary (the tests connect without password).
     install -o postgres -g postgres -m 640 "${hba_file}" "${CONFDIR}/pg_hba.conf"
@@ -255,7 +257,8 @@ existing_replica_usable() {
         log "it is on port ${port}, not ${REPLICA_PORT}"
         return 1
     fi
-    if [[ ! -f ${datadir}/PG_VERSION || ! -f ${datadir}/standby.signal ]]; then
+    # standby.signal: PostgreSQL >= 12, recovery.conf before.
+    if [[ ! -f ${datadir}/PG_VERSION || ! (-f ${datadir}/standby.signal || -f ${datadir}/recovery.conf) ]]; then
         log "its data directory ${datadir} is empty or not a standby"
         return 1
     fi

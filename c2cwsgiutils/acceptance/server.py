@@ -80,15 +80,18 @@ class AppServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+                output = self.log()
+                self.close()
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
             try:
                 if requests.get(self.url(self.ready_path), timeout=2).status_code < 500:
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 pass  # the socket is bound before the workers have loaded the app
             time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+        output = self.log()
+        self.close()
+        raise TimeoutError(f"server not ready after {timeout}s:\n{output}")
 
     def log(self) -> str:
         """Return everything the server has printed so far."""

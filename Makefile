@@ -1,0 +1,46 @@
+# Developer entry points. `make run` serves the example app; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8080
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck pytest services bench clean
+
+# The venv is rebuilt when the packages' definitions change.
+$(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' -e acceptance_tests/app
+	touch $@
+
+## run: serve the example app with c2cwsgiutils_run on http://localhost:$(PORT)
+run: $(BIN)/.installed
+	C2CWSGIUTILS_CONFIG=$(CURDIR)/acceptance_tests/app/production.ini \
+	GUNICORN_BIND=$${GUNICORN_BIND:-:$(PORT)} \
+	C2CWSGIUTILS_PID_FILE=$${C2CWSGIUTILS_PID_FILE:-$(CURDIR)/.venv/c2cwsgiutils.pid} \
+	$(BIN)/c2cwsgiutils_run
+
+## test: lint, types, then every test (unit, integration, acceptance)
+test: lint typecheck services pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+## services: what the tests need beyond PostgreSQL and Redis (a streaming replica on port 5433)
+services:
+	scripts/pg-replica.sh
+
+## bench: what the toolkit adds per request, against bare Pyramid
+bench: $(BIN)/.installed
+	$(BIN)/python bench/foundation.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info
