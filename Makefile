@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest services bench clean
+.PHONY: run reload test lint typecheck pytest services bench clean
 
 # The venv is rebuilt when the packages' definitions change.
 $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
@@ -18,8 +18,11 @@ $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
 run: $(BIN)/.installed
 	C2CWSGIUTILS_CONFIG=$(CURDIR)/acceptance_tests/app/production.ini \
 	GUNICORN_BIND=$${GUNICORN_BIND:-:$(PORT)} \
-	C2CWSGIUTILS_PID_FILE=$${C2CWSGIUTILS_PID_FILE:-$(CURDIR)/.venv/c2cwsgiutils.pid} \
 	$(BIN)/c2cwsgiutils_run
+
+## reload: make the server of `make run` reload its workers gracefully
+reload: $(BIN)/.installed
+	$(BIN)/c2cwsgiutils_reload
 
 ## test: lint, types, then every test (unit, integration, acceptance)
 test: lint typecheck services pytest

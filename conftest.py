@@ -1,11 +1,15 @@
 """Fixtures shared by the library's tests (tests/) and the example app's acceptance tests."""
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
@@ -54,3 +58,19 @@ def postgres_url() -> str:
     except psycopg.OperationalError as error:
         pytest.fail(f"PostgreSQL is needed at {POSTGRES_URL}: {error}")
     return POSTGRES_URL
+
+
+@contextmanager
+def request_in_flight(server: AppServer, seconds: float = 1.0) -> Iterator[list[int]]:
+    """Keep a slow request in flight during the block; afterwards the list holds its status."""
+    statuses: list[int] = []
+    url = server.url(f"/api/sleep?seconds={seconds}")
+    thread = threading.Thread(
+        target=lambda: statuses.append(requests.get(url, timeout=seconds + 10).status_code)
+    )
+    thread.start()
+    time.sleep(min(0.3, seconds / 3))  # let it reach a worker
+    try:
+        yield statuses
+    finally:
+        thread.join()

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, console_script
-from conftest import StartServer
+from conftest import StartServer, request_in_flight
 
 
 def reload(server: AppServer) -> subprocess.CompletedProcess[str]:
@@ -44,17 +44,9 @@ def test_reload_replaces_every_worker(start_server: StartServer) -> None:
 
 def test_reload_lets_in_flight_requests_finish(start_server: StartServer) -> None:
     server = start_server(workers=1)
-    results: list[int] = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            requests.get(server.url("/api/sleep?seconds=1"), timeout=10).status_code
-        )
-    )
-    thread.start()
-    time.sleep(0.3)
-    assert reload(server).returncode == 0
-    thread.join()
-    assert results == [200]
+    with request_in_flight(server) as statuses:
+        assert reload(server).returncode == 0
+    assert statuses == [200]
 
 
 def test_reload_under_load_drops_no_request(start_server: StartServer) -> None:

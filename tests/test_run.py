@@ -3,7 +3,6 @@
 import os
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import console_script
-from conftest import EXAMPLE_APP_INI, StartServer
+from conftest import EXAMPLE_APP_INI, StartServer, request_in_flight
 
 
 def run_command(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -119,14 +118,6 @@ def test_access_log_hides_secrets(start_server: StartServer) -> None:
 
 def test_sigterm_lets_in_flight_requests_finish(start_server: StartServer) -> None:
     server = start_server(workers=1)
-    results: list[int] = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            requests.get(server.url("/api/sleep?seconds=1"), timeout=10).status_code
-        )
-    )
-    thread.start()
-    time.sleep(0.3)
-    assert server.stop() == 0
-    thread.join()
-    assert results == [200]
+    with request_in_flight(server) as statuses:
+        assert server.stop() == 0
+    assert statuses == [200]
