@@ -1,11 +1,13 @@
 import http.server
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
+import webtest
+from pyramid.config import Configurator
 from pyramid.request import Request
 
 from c2cwsgiutils import request_tracking
@@ -148,3 +150,31 @@ def test_propagation_can_be_switched_off(backend: str, monkeypatch: pytest.Monke
 
     make_app({"call": call_backend}).get("/call", headers={"X-Request-ID": "onward"})
     assert _HeaderRecorder.seen == [None]
+
+
+def test_new_request_id_is_a_random_version_4_uuid() -> None:
+    ids = [request_tracking.new_request_id() for _ in range(1000)]
+    parsed = [uuid.UUID(value) for value in ids]
+    assert all(value.version == 4 and value.variant == uuid.RFC_4122 for value in parsed)
+    assert [str(value) for value in parsed] == ids
+    assert len(set(ids)) == 1000
+
+
+_SEEN_BY_APP_TWEEN: list[str] = []
+
+
+def app_tween_factory(handler: Callable[[Request], Any], registry: Any) -> Callable[[Request], Any]:
+    def tween(request: Request) -> Any:
+        _SEEN_BY_APP_TWEEN.append(request.c2c_request_id)
+        return handler(request)
+
+    return tween
+
+
+def test_id_is_set_for_app_tweens_placed_under_ours() -> None:
+    _SEEN_BY_APP_TWEEN.clear()
+    config = Configurator(settings={})
+    config.include("c2cwsgiutils.pyramid")
+    config.add_tween(f"{__name__}.app_tween_factory", under=request_tracking.TWEEN)
+    webtest.TestApp(config.make_wsgi_app()).get("/c2c/", headers={"X-Request-ID": "early"})
+    assert _SEEN_BY_APP_TWEEN == ["early"]
