@@ -131,7 +131,7 @@ def measure(apps: tuple[WSGIApp, WSGIApp], template: Environ, rounds: int, calls
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case (default 7)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case (default 15)")
     parser.add_argument("--calls", type=int, default=20_000, help="calls per app per round (default 20000)")
     parser.add_argument("--check-us", type=float, default=None, help="exit 1 if ping adds more µs than this")
     args = parser.parse_args()
