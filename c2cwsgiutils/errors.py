@@ -59,6 +59,10 @@ class ErrorViews:
         level = logging.WARNING if exc.code >= 500 else logging.DEBUG
         LOG.log(level, "%s %s: %s %s", request.method, request.path, exc.code, message, extra=_extra(request))
         headers = [(name, value) for name, value in exc.headerlist if name.lower() not in _BODY_HEADERS]
+        if exc.empty_body:  # 204, 205 and 304 must not have one
+            response = Response(status=exc.status, headerlist=headers)
+            del response.content_type
+            return response
         response = json_response(_body(request, exc.code, message), headers=headers)
         response.status = exc.status
         return response

@@ -70,7 +70,11 @@ def check_config(path: str, app_name: str = "main") -> None:
     if not os.path.isfile(path):
         raise ConfigFileError(f"{path}: no such file (set C2CWSGIUTILS_CONFIG to the app's ini file)")
     parser = configparser.ConfigParser(
-        defaults={**environ_defaults(os.environ), "here": os.path.dirname(os.path.abspath(path))}
+        defaults={
+            **environ_defaults(os.environ),
+            "here": os.path.dirname(os.path.abspath(path)),
+            "__file__": os.path.abspath(path),
+        }
     )
     try:
         with open(path, encoding="utf-8") as config_file:

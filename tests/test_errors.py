@@ -49,6 +49,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Any:
             "not_allowed": raise_http(httpexceptions.HTTPMethodNotAllowed(headers={"Allow": "GET"})),
             "forbidden": raise_http(httpexceptions.HTTPForbidden("no way")),
             "disconnect": disconnect,
+            "not_modified": raise_http(httpexceptions.HTTPNotModified(headers={"ETag": '"v1"'})),
         }
     )
 
@@ -130,3 +131,9 @@ def test_head_request_gets_no_body(app: Any) -> None:
 
 def test_head_on_unknown_route_gets_no_body(app: Any) -> None:
     assert app.head("/nowhere", status=404).body == b""
+
+
+def test_not_modified_keeps_an_empty_body(app: Any) -> None:
+    response = app.get("/not_modified", status=304)
+    assert response.body == b""
+    assert response.headers["ETag"] == '"v1"'

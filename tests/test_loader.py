@@ -102,3 +102,17 @@ def test_check_config_names_a_missing_environment_variable(
     monkeypatch.delenv("TEST_LOADER_URL", raising=False)
     with pytest.raises(loader.ConfigFileError, match="no environment variable TEST_LOADER_URL is set"):
         loader.check_config(write(tmp_path, APP_INI))
+
+
+def test_plaster_scheme_c2c_loads_with_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plaster
+
+    monkeypatch.setenv("TEST_LOADER_URL", "via-plaster")
+    settings = plaster.get_loader(f"c2c://{write(tmp_path, APP_INI)}").get_settings("app:main")
+    assert settings["url"] == "via-plaster/x"
+
+
+def test_check_config_knows_here_and_file(tmp_path: Path) -> None:
+    loader.check_config(write(tmp_path, "[app:main]\nuse = egg:x\na = %(here)s\nb = %(__file__)s\n"))
