@@ -27,7 +27,7 @@ from c2cwsgiutils import config as c2c_config
 from c2cwsgiutils.include import first_time
 
 DEFAULT_HEADERS = ("X-Request-ID", "X-Correlation-ID", "Request-ID", "X-Varnish")
-RESPONSE_HEADER = "X-Request-ID"
+HEADER = "X-Request-ID"  # echoed in every response, and sent onward with requests
 MAX_LENGTH = 200
 # C0 controls, DEL and C1 controls: anything that could split or forge a log line.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -93,7 +93,7 @@ def tween_factory(
         finally:
             current_request_id.reset(token)
         # Appended to the raw header list: going through response.headers costs ten times more.
-        response.headerlist.append((RESPONSE_HEADER, request_id))
+        response.headerlist.append((HEADER, request_id))
         return response
 
     return request_tracking_tween
@@ -113,8 +113,8 @@ def propagate_to_requests() -> None:
 
     def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         request_id = current_request_id.get()
-        if request_id is not None and RESPONSE_HEADER not in request.headers:
-            request.headers[RESPONSE_HEADER] = request_id
+        if request_id is not None and HEADER not in request.headers:
+            request.headers[HEADER] = request_id
         return original(self, request, **kwargs)
 
     setattr(send, _ORIGINAL, original)
