@@ -69,13 +69,8 @@ def check_config(path: str, app_name: str = "main") -> None:
     """Raise ConfigFileError unless the ini file can be read and its app section fully interpolated."""
     if not os.path.isfile(path):
         raise ConfigFileError(f"{path}: no such file (set C2CWSGIUTILS_CONFIG to the app's ini file)")
-    parser = configparser.ConfigParser(
-        defaults={
-            **environ_defaults(os.environ),
-            "here": os.path.dirname(os.path.abspath(path)),
-            "__file__": os.path.abspath(path),
-        }
-    )
+    # The same defaults (environment, here, __file__) as the loader that will load the app.
+    parser = configparser.ConfigParser(defaults=get_loader(path)._get_defaults())
     try:
         with open(path, encoding="utf-8") as config_file:
             parser.read_file(config_file)
