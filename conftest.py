@@ -1,6 +1,7 @@
 """Fixtures shared by the library's tests (tests/) and the example app's acceptance tests."""
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -11,11 +12,15 @@ import psycopg
 import pytest
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.server import AppServer, console_script
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 
 EXAMPLE_APP_INI = Path(__file__).parent / "acceptance_tests" / "app" / "production.ini"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_REPLICA_URL = os.environ.get(
+    "TEST_POSTGRES_REPLICA_URL",
+    f"postgresql://postgres@127.0.0.1:{os.environ.get('PG_REPLICA_PORT', '5433')}/test",
+)
 
 StartServer = Callable[..., AppServer]
 
@@ -30,10 +35,10 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     servers: list[AppServer] = []
 
     def start(
-        env: Mapping[str, str] | None = None, config_file: Path = EXAMPLE_APP_INI, **kwargs: object
+        env: Mapping[str, str] | None = None, config_file: Path = EXAMPLE_APP_INI, workers: int = 2
     ) -> AppServer:
         full_env = {"SQLALCHEMY_URL": f"sqlite:///{tmp_path}/app.sqlite", **(env or {})}
-        server = AppServer(config_file, env=full_env, **kwargs)  # type: ignore[arg-type]
+        server = AppServer(config_file, env=full_env, workers=workers)
         servers.append(server)
         return server.start()
 
@@ -49,15 +54,40 @@ def udp_receiver() -> Iterator[UdpReceiver]:
         yield receiver
 
 
+def _check_postgres(url: str, what: str) -> str:
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL {what} is needed at {url}: {error}", pytrace=False)
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The URL of the local PostgreSQL; fails (never skips) when it does not answer."""
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL is needed at {POSTGRES_URL}: {error}")
-    return POSTGRES_URL
+    return _check_postgres(POSTGRES_URL, "primary")
+
+
+@pytest.fixture(scope="session")
+def postgres_replica_url() -> str:
+    """The URL of its streaming replica, made by scripts/pg-replica.sh (``make services``)."""
+    return _check_postgres(POSTGRES_REPLICA_URL, "replica (run scripts/pg-replica.sh)")
+
+
+def run_script(
+    name: str, *args: str, env: Mapping[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run an installed console script with the test's environment plus ``env``, less ``unset``."""
+    full_env = {key: value for key, value in os.environ.items() if key not in unset}
+    return subprocess.run(
+        [console_script(name), *args],
+        env={**full_env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 @contextmanager

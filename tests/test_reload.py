@@ -9,19 +9,12 @@ from pathlib import Path
 
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer, console_script
-from conftest import StartServer, request_in_flight
+from c2cwsgiutils.acceptance.server import AppServer
+from conftest import StartServer, request_in_flight, run_script
 
 
 def reload(server: AppServer) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [console_script("c2cwsgiutils_reload")],
-        env={**os.environ, "C2CWSGIUTILS_PID_FILE": str(server.pid_file)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_script("c2cwsgiutils_reload", env={"C2CWSGIUTILS_PID_FILE": str(server.pid_file)})
 
 
 def wait_for_new_workers(server: AppServer, old: set[int], timeout: float = 20) -> set[int]:
@@ -83,13 +76,7 @@ def test_reload_under_load_drops_no_request(start_server: StartServer) -> None:
 
 
 def test_reload_without_pid_file_is_a_one_line_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [console_script("c2cwsgiutils_reload"), "--pid-file", str(tmp_path / "none.pid")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_script("c2cwsgiutils_reload", "--pid-file", str(tmp_path / "none.pid"))
     assert result.returncode == 1
     assert (
         result.stderr
@@ -100,12 +87,6 @@ def test_reload_without_pid_file_is_a_one_line_error(tmp_path: Path) -> None:
 def test_reload_refuses_a_pid_that_is_not_gunicorn(tmp_path: Path) -> None:
     pid_file = tmp_path / "stale.pid"
     pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
-    result = subprocess.run(
-        [console_script("c2cwsgiutils_reload"), "--pid-file", str(pid_file)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_script("c2cwsgiutils_reload", "--pid-file", str(pid_file))
     assert result.returncode == 1
     assert "is not gunicorn" in result.stderr

@@ -1,6 +1,5 @@
 """c2cwsgiutils_run under real gunicorn processes, serving the example app."""
 
-import os
 import re
 import subprocess
 import time
@@ -10,19 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from c2cwsgiutils.acceptance.server import console_script
-from conftest import EXAMPLE_APP_INI, StartServer, request_in_flight
+from conftest import EXAMPLE_APP_INI, StartServer, request_in_flight, run_script
 
 
 def run_command(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [console_script("c2cwsgiutils_run")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_script("c2cwsgiutils_run", env=env)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], expected: str) -> None:
@@ -50,13 +41,9 @@ def test_missing_config_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_default_config_is_app_production_ini() -> None:
-    env = {**os.environ}
-    env.pop("C2CWSGIUTILS_CONFIG", None)
     if Path("/app/production.ini").exists():
         pytest.fail("/app/production.ini exists on this machine; this test needs it absent")
-    result = subprocess.run(
-        [console_script("c2cwsgiutils_run")], env=env, capture_output=True, text=True, timeout=30, check=False
-    )
+    result = run_script("c2cwsgiutils_run", unset=("C2CWSGIUTILS_CONFIG",))
     assert_one_line_error(result, "/app/production.ini: no such file")
 
 
