@@ -1,41 +1,86 @@
 """Exception views that answer every error as JSON: ``{"status": N, "message": "..."}``.
 
 - A Pyramid HTTP exception keeps its status and its headers (``Location``, ``WWW-Authenticate``,
-  ``Allow``...); an unknown route is a 404.
-- An SQLAlchemy ``IntegrityError`` is the client's fault (a duplicate, a missing reference): 400.
-- A client that hangs up while sending its request is logged at INFO: nothing is broken.
+  ``Allow``...), and its own JSON body if it has one; an unknown route is a 404.
+- A request the app cannot read (a URL or query string that is not UTF-8, a body that is not what
+  its ``Content-Type`` says) is the client's fault: 400, wherever it was first read.
+- An SQLAlchemy ``IntegrityError`` is the client's fault too (a duplicate, a missing reference):
+  400 with the driver's first line; the rest only in development mode.
+- A client that hangs up or resets the connection while sending its request: 499, at INFO.
 - Anything else is a 500, logged once with its traceback and request ID. The client sees the
   exception text and a ``stacktrace`` only in development mode (``DEVELOPMENT=1``).
 
 WebOb drops the body of any response to a HEAD request, so these views need not care.
 """
 
+import dataclasses
+import importlib
 import logging
+import re
 import traceback
+from types import TracebackType
 from typing import Any
 
-from gunicorn.http.errors import NoMoreData
+import orjson
 from pyramid.config import Configurator
+from pyramid.exceptions import URLDecodeError
 from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 from pyramid.response import Response
-from sqlalchemy.exc import IntegrityError
 from webob.request import DisconnectionError
 
-from c2cwsgiutils import config as c2c_config
+from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
 from c2cwsgiutils.include import first_time
-from c2cwsgiutils.routing import json_response
+from c2cwsgiutils.responses import json_response
 
 LOG = logging.getLogger(__name__)
 
 # Headers of an HTTP exception that describe its own HTML/text body, which we replace.
 _BODY_HEADERS = frozenset(("content-type", "content-length"))
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for it; no standard one exists
+# Modules that read and parse the request: an error raised inside them is about the request.
+_REQUEST_READERS = ("webob.request", "webob.multidict", "webob.compat", "cgi", "multipart", "gunicorn.http")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorsSettings(SettingsGroup):
+    """How much error bodies tell."""
+
+    TITLE = "JSON errors"
+
+    development: bool = setting(
+        "DEVELOPMENT",
+        "c2c.development",
+        False,
+        "Development mode: error bodies carry the exception text, database details and a "
+        "`stacktrace`. Never in production.",
+        parse=parse_bool,
+    )
 
 
 def _request_id(request: Request) -> str | None:
     request_id: str | None = getattr(request, "c2c_request_id", None)
     return request_id
+
+
+def describe(request: Request) -> str:
+    """Return ``METHOD /path`` for a log line, safe whatever bytes the client sent."""
+    path = request.environ.get("PATH_INFO", "")
+    # PATH_INFO is the percent-decoded path as latin-1: it may hold any byte, even a newline.
+    printable = _UNPRINTABLE.sub(lambda match: f"\\x{ord(match.group()):02x}", path)
+    return f"{request.environ.get('REQUEST_METHOD', '?')} {printable}"
+
+
+def raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
+    """Tell whether the exception was raised while code of one of these modules was running."""
+    frame: TracebackType | None = exc.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(modules):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _body(request: Request, status: int, message: str, **extra: Any) -> dict[str, Any]:
@@ -47,37 +92,97 @@ def _body(request: Request, status: int, message: str, **extra: Any) -> dict[str
     return body
 
 
-class ErrorViews:
-    """The exception views, bound to the development flag resolved at start-up."""
+def _own_json_body(exc: HTTPException) -> dict[str, Any] | None:
+    """Return the JSON object an app gave its HTTP exception (``json_body=...``), if any."""
+    if exc.content_type != "application/json" or not exc.body:
+        return None
+    try:
+        body = orjson.loads(exc.body)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
 
-    def __init__(self, development: bool) -> None:
-        self.development = development
+
+class ErrorViews:
+    """The exception views, bound to the settings resolved at start-up."""
+
+    def __init__(self, settings: ErrorsSettings) -> None:
+        self.development = settings.development
 
     def http_exception(self, exc: HTTPException, request: Request) -> Response:
-        """Answer a Pyramid HTTP exception with its own status and headers."""
+        """Answer a Pyramid HTTP exception with its own status, headers and JSON body."""
         message = str(exc.detail) if exc.detail else (exc.explanation or exc.title)
         level = logging.WARNING if exc.code >= 500 else logging.DEBUG
-        LOG.log(level, "%s %s: %s %s", request.method, request.path, exc.code, message, extra=_extra(request))
+        LOG.log(level, "%s: %s %s", describe(request), exc.code, message, extra=_extra(request))
         headers = [(name, value) for name, value in exc.headerlist if name.lower() not in _BODY_HEADERS]
         if exc.empty_body:  # 204, 205 and 304 must not have one
             response = Response(status=exc.status, headerlist=headers)
             del response.content_type
             return response
-        response = json_response(_body(request, exc.code, message), headers=headers)
+        body = _own_json_body(exc)
+        if body is None:
+            body = _body(request, exc.code, message)
+        else:
+            for key, value in _body(request, exc.code, message).items():
+                body.setdefault(key, value)
+        response = json_response(body, headers=headers)
         response.status = exc.status
         return response
 
-    def integrity_error(self, exc: IntegrityError, request: Request) -> Response:
-        """Answer a database integrity error as the client's mistake (400)."""
-        # The driver's own message names the constraint; SQLAlchemy's str() would add the
-        # statement and its parameters, which are not the client's business.
-        message = " ".join(str(exc.orig).split()) if exc.orig is not None else "integrity error"
-        LOG.info("%s %s: integrity error: %s", request.method, request.path, message, extra=_extra(request))
+    def bad_url(self, exc: URLDecodeError, request: Request) -> Response:
+        """Answer a URL whose path is not valid UTF-8."""
+        LOG.info("%s: the path is not valid UTF-8", describe(request), extra=_extra(request))
+        return json_response(_body(request, 400, "the URL path is not valid UTF-8"), status=400)
+
+    def unreadable_request(self, exc: Exception, request: Request) -> Response:
+        """Answer 400 to a request whose query string or body cannot be decoded as it says.
+
+        Registered for ValueError and LookupError: anything else of those types, raised outside
+        the request parsers, is an unexpected error.
+        """
+        if not raised_in(exc, _REQUEST_READERS):
+            return self.unexpected(exc, request)
+        if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
+            message = f"the request body is not valid JSON: {exc}"
+        elif isinstance(exc, UnicodeDecodeError):
+            message = f"the query string or body is not valid {exc.encoding}"
+        elif isinstance(exc, LookupError):
+            message = f"the request names an unknown charset: {exc}"
+        else:
+            message = f"the request cannot be read: {exc}"
+        LOG.info("%s: %s", describe(request), message, extra=_extra(request))
         return json_response(_body(request, 400, message), status=400)
+
+    def integrity_error(self, exc: Any, request: Request) -> Response:
+        """Answer a database integrity error as the client's mistake (400).
+
+        The driver's first line names the constraint; the rest (PostgreSQL's DETAIL, which holds
+        row values, and the constraint's table) only in development mode. SQLAlchemy's own text
+        would add the statement and its parameters: never.
+        """
+        driver_message = str(exc.orig) if exc.orig is not None else "integrity error"
+        lines = driver_message.strip().splitlines() or ["integrity error"]
+        message = lines[0].strip()
+        LOG.info("%s: integrity error: %s", describe(request), message, extra=_extra(request))
+        extra: dict[str, Any] = {}
+        if self.development:
+            extra["detail"] = "\n".join(line.strip() for line in lines[1:])
+            diag = getattr(exc.orig, "diag", None)
+            for name in ("table_name", "constraint_name"):
+                value = getattr(diag, name, None)
+                if value:
+                    extra[name.removesuffix("_name")] = value
+        return json_response(_body(request, 400, message, **extra), status=400)
+
+    def connection_error(self, exc: ConnectionError, request: Request) -> Response:
+        """Answer a reset while the request was read as the client leaving, anything else as unexpected."""
+        if raised_in(exc, _REQUEST_READERS):
+            return self.client_disconnected(exc, request)
+        return self.unexpected(exc, request)
 
     def client_disconnected(self, exc: Exception, request: Request) -> Response:
         """Log a client that hung up mid-request; the answer goes nowhere."""
-        LOG.info("%s %s: client disconnected: %s", request.method, request.path, exc, extra=_extra(request))
+        LOG.info("%s: client disconnected: %s", describe(request), exc, extra=_extra(request))
         response = json_response(_body(request, CLIENT_CLOSED_REQUEST, "client disconnected"))
         response.status = f"{CLIENT_CLOSED_REQUEST} Client Closed Request"
         return response
@@ -85,9 +190,8 @@ class ErrorViews:
     def unexpected(self, exc: Exception, request: Request) -> Response:
         """Answer any other exception with a 500, logged once with its traceback."""
         LOG.error(
-            "%s %s failed (request_id=%s)",
-            request.method,
-            request.path,
+            "%s failed (request_id=%s)",
+            describe(request),
             _request_id(request),
             exc_info=exc,
             extra=_extra(request),
@@ -108,13 +212,32 @@ def _extra(request: Request) -> dict[str, Any]:
     return {"request_id": _request_id(request)}
 
 
+def _optional_exception(module: str, name: str) -> type[Exception] | None:
+    """Return an exception class of an optional library, or None when it is not installed."""
+    try:
+        imported = importlib.import_module(module)
+    except ImportError:
+        return None
+    exception: type[Exception] = getattr(imported, name)
+    return exception
+
+
 def includeme(config: Configurator) -> None:
     """Register the JSON exception views."""
     if not first_time(config, "errors"):
         return
-    views = ErrorViews(c2c_config.development(config.get_settings()))
+    views = ErrorViews(ErrorsSettings.of(config))
     config.add_exception_view(views.http_exception, context=HTTPException)
-    config.add_exception_view(views.integrity_error, context=IntegrityError)
-    for context in (DisconnectionError, NoMoreData):
-        config.add_exception_view(views.client_disconnected, context=context)
+    config.add_exception_view(views.bad_url, context=URLDecodeError)
+    for context in (ValueError, LookupError):
+        config.add_exception_view(views.unreadable_request, context=context)
+    config.add_exception_view(views.connection_error, context=ConnectionError)
+    config.add_exception_view(views.client_disconnected, context=DisconnectionError)
+    # Optional libraries: their errors can only happen when they are installed.
+    integrity_error = _optional_exception("sqlalchemy.exc", "IntegrityError")
+    if integrity_error is not None:
+        config.add_exception_view(views.integrity_error, context=integrity_error)
+    no_more_data = _optional_exception("gunicorn.http.errors", "NoMoreData")
+    if no_more_data is not None:
+        config.add_exception_view(views.client_disconnected, context=no_more_data)
     config.add_exception_view(views.unexpected, context=Exception)

@@ -4,19 +4,95 @@
 takes its values from :func:`settings_from_environ`.
 """
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gunicorn import glogging
-
-from c2cwsgiutils import config as c2c_config
-from c2cwsgiutils.scrub import scrub_query_string, scrub_url
+from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, setting
 
 DEFAULT_PID_FILE = "/tmp/c2cwsgiutils.pid"  # noqa: S108 (a pid file, in the container's own /tmp)
+DEFAULT_CONFIG_FILE = "/app/production.ini"
 _NO_ACCESS_LOG = frozenset(("off", "none", "false", "no", "0"))
+
+
+def _access_log(raw: str) -> str | None:
+    return None if raw.strip().lower() in _NO_ACCESS_LOG else raw
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings(SettingsGroup):
+    """What ``c2cwsgiutils_run`` and gunicorn read, from the environment only."""
+
+    TITLE = "Serving"
+
+    config_file: str = setting("C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, "The app's ini file.")
+    bind: str = setting(
+        "GUNICORN_BIND",
+        None,
+        ":8080",
+        "Address(es) to listen on, separated by spaces or commas (`127.0.0.1:8080`, `unix:/run/app.sock`).",
+    )
+    workers: int | None = setting(
+        "GUNICORN_WORKERS",
+        None,
+        None,
+        "Worker processes. CPUs are those this process may run on, capped by its cgroup's CPU quota "
+        "(rounded up), so a container limited to 1.5 CPUs gets 5 workers.",
+        parse=int_at_least(1),
+        default_doc="2 × CPUs + 1",  # noqa: RUF001 (a multiplication)
+    )
+    threads: int = setting(
+        "GUNICORN_THREADS",
+        None,
+        4,
+        "Threads per worker (gunicorn's `gthread` worker).",
+        parse=int_at_least(1),
+    )
+    timeout: int = setting(
+        "GUNICORN_TIMEOUT",
+        None,
+        30,
+        "Seconds a worker may be silent before the master kills and replaces it.",
+        parse=int_at_least(1),
+    )
+    graceful_timeout: int = setting(
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        None,
+        30,
+        "Seconds a stopping worker gets to finish its requests.",
+        parse=int_at_least(1),
+    )
+    keepalive: int = setting(
+        "GUNICORN_KEEPALIVE",
+        None,
+        2,
+        "Seconds an idle keep-alive connection is kept (0: none).",
+        parse=int_at_least(0),
+    )
+    access_log: str | None = setting(
+        "GUNICORN_ACCESS_LOG",
+        None,
+        "-",
+        "Access log: `-` is stdout, else a file; `off` switches it off. Secret-looking query "
+        "parameters (`secret`, `password`, `token`, `api_key`…) are logged as `***`.",
+        parse=_access_log,
+    )
+    pid_file: str = setting(
+        "C2CWSGIUTILS_PID_FILE",
+        None,
+        DEFAULT_PID_FILE,
+        "Where the gunicorn master writes its pid, for `c2cwsgiutils_reload`.",
+    )
+    params: str = setting(
+        "GUNICORN_PARAMS",
+        None,
+        "",
+        "More gunicorn command-line options, appended last so they win (`--max-requests 1000`). "
+        "Arguments given to `c2cwsgiutils_run` itself are passed on the same way.",
+    )
 
 
 def cgroup_cpu_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -47,47 +123,26 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
 
 def pid_file(environ: Mapping[str, str]) -> str:
     """Return where the gunicorn master writes its pid (``C2CWSGIUTILS_PID_FILE``)."""
-    return str(c2c_config.get_str(None, "C2CWSGIUTILS_PID_FILE", None, DEFAULT_PID_FILE, environ=environ))
-
-
-def _access_log(raw: str) -> str | None:
-    return None if raw.strip().lower() in _NO_ACCESS_LOG else raw
+    return str(ServerSettings.declaration("pid_file").resolve(None, environ))
 
 
 def settings_from_environ(
     environ: Mapping[str, str], cgroup_root: Path = Path("/sys/fs/cgroup")
 ) -> dict[str, Any]:
     """Return gunicorn settings, by gunicorn name, from ``GUNICORN_*`` environment variables."""
-
-    def env_int(name: str, default: int, minimum: int = 1) -> int:
-        return c2c_config.get_int(None, name, None, default, environ=environ, minimum=minimum)
-
-    bind = str(c2c_config.get_str(None, "GUNICORN_BIND", None, ":8080", environ=environ))
+    server = ServerSettings.resolve(None, environ)
     return {
-        "bind": bind.replace(",", " ").split(),
-        "workers": env_int("GUNICORN_WORKERS", 2 * available_cpus(cgroup_root) + 1),
+        "bind": server.bind.replace(",", " ").split(),
+        "workers": server.workers or 2 * available_cpus(cgroup_root) + 1,
         "worker_class": "gthread",
-        "threads": env_int("GUNICORN_THREADS", 4),
+        "threads": server.threads,
         # Whole seconds, as gunicorn wants them.
-        "timeout": env_int("GUNICORN_TIMEOUT", 30),
-        "graceful_timeout": env_int("GUNICORN_GRACEFUL_TIMEOUT", 30),
-        "keepalive": env_int("GUNICORN_KEEPALIVE", 2, minimum=0),
-        "accesslog": c2c_config.get(None, "GUNICORN_ACCESS_LOG", None, "-", _access_log, environ=environ),
-        "pidfile": pid_file(environ),
-        "logger_class": "c2cwsgiutils.gunicorn_settings.ScrubbingLogger",
+        "timeout": server.timeout,
+        "graceful_timeout": server.graceful_timeout,
+        "keepalive": server.keepalive,
+        "accesslog": server.access_log,
+        "pidfile": server.pid_file,
+        "logger_class": "c2cwsgiutils.gunicorn_logging.ScrubbingLogger",
         # gunicorn's control socket is one more way in, and several servers would share its path.
         "control_socket_disable": True,
     }
-
-
-class ScrubbingLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger, with secrets removed from the request line and referrer of access logs."""
-
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-        """Return gunicorn's access log atoms, scrubbed."""
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "q", "f", "{referer}i"):
-            value = atoms.get(key)
-            if isinstance(value, str) and "=" in value:
-                atoms[key] = scrub_query_string(value) if key == "q" else scrub_url(value)
-        return atoms

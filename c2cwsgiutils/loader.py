@@ -1,32 +1,56 @@
 """Load ``production.ini`` with the environment available as ``%(ENV_NAME)s``.
 
-The environment is handed to PasteDeploy and ``logging.config.fileConfig`` as ConfigParser
-defaults. Two things in a real environment break that if passed as they are: a value holding a
-``%`` (ConfigParser reads it as the start of an interpolation) and two names differing only in
-case (ConfigParser folds option names to lower case and refuses duplicates). So values are
-escaped and, of names that fold together, the first in sorted order (the upper-case spelling)
-is kept.
+The environment is handed to PasteDeploy (for the app) and to ``logging.config.fileConfig``
+(for the logging sections) as ConfigParser defaults, with three precautions:
 
-Also registered as the plaster scheme ``c2c``, so ``pserve c2c://production.ini`` works too.
+- values are escaped, so a ``%`` in a password is used verbatim;
+- names stay case-sensitive in both, so ``%(http_proxy)s`` and ``%(HTTP_PROXY)s`` each read
+  their own variable, exactly as named (plain ``fileConfig`` would fold them together);
+- variables named ``here`` or ``__file__`` in any case are left out: those names are
+  PasteDeploy's own (the ini file's folder and path).
+
+A variable set to the empty string interpolates as the empty string, except the log-level
+variables of :class:`LogLevelSettings`, whose defaults apply when they are unset or empty.
+
+:func:`check_config` runs the same loading, short of calling the app's factory and installing
+the logging configuration, so that ``c2cwsgiutils_run`` accepts a file exactly when the workers
+will load it. Also registered as the plaster scheme ``c2c`` (``pserve c2c://production.ini``).
 """
 
 import configparser
+import dataclasses
+import logging
+import logging.config
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import plaster
 import plaster_pastedeploy
+from paste.deploy import loadwsgi
 
-APP_SECTION_PREFIXES = ("app:", "pipeline:", "composite:")
+from c2cwsgiutils.config_utils import SettingsGroup, setting
 
-# Variables an ini file may use without the environment defining them; the environment wins.
-ENVIRON_DEFAULTS = {
-    "LOG_LEVEL": "INFO",
-    "C2CWSGIUTILS_LOG_LEVEL": "INFO",
-    "SQL_LOG_LEVEL": "WARNING",
-    "OTHER_LOG_LEVEL": "WARNING",
-}
+# PasteDeploy's own interpolation names; an environment variable must not shadow them.
+_RESERVED = frozenset(("here", "__file__"))
+# What fileConfig reads of each handler and logger section (formatter sections are read raw).
+_HANDLER_OPTIONS = ("class", "formatter", "args", "kwargs", "level")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogLevelSettings(SettingsGroup):
+    """Variables an ini file may use as ``%(NAME)s`` without the environment defining them."""
+
+    TITLE = "Log levels, for `%(NAME)s` in the ini file"
+
+    log_level: str = setting("LOG_LEVEL", None, "INFO", "Level of the app's own loggers.")
+    c2cwsgiutils_log_level: str = setting(
+        "C2CWSGIUTILS_LOG_LEVEL", None, "INFO", "Level of the `c2cwsgiutils` loggers."
+    )
+    sql_log_level: str = setting("SQL_LOG_LEVEL", None, "WARNING", "Level of the `sqlalchemy.engine` logger.")
+    other_log_level: str = setting(
+        "OTHER_LOG_LEVEL", None, "WARNING", "Level of every other logger (the root)."
+    )
 
 
 class ConfigFileError(Exception):
@@ -34,20 +58,21 @@ class ConfigFileError(Exception):
 
 
 def environ_defaults(environ: Mapping[str, str]) -> dict[str, str]:
-    """Return the environment as interpolation defaults: ``%`` escaped, one name per case-folded key.
-
-    :data:`ENVIRON_DEFAULTS` fill in what the environment leaves unset or empty.
-    """
-    environ = {**ENVIRON_DEFAULTS, **{name: value for name, value in environ.items() if value != ""}}
-    result: dict[str, str] = {}
-    folded_seen: set[str] = set()
-    for name in sorted(environ):
-        folded = name.lower()
-        if folded in folded_seen:
-            continue
-        folded_seen.add(folded)
-        result[name] = environ[name].replace("%", "%%")
+    """Return the environment as interpolation defaults (see the module's documentation)."""
+    result = {
+        name: value.replace("%", "%%") for name, value in environ.items() if name.lower() not in _RESERVED
+    }
+    for _, declaration in LogLevelSettings.declarations():
+        if not environ.get(declaration.env):
+            result[declaration.env] = declaration.default
     return result
+
+
+class _CaseSensitiveParser(configparser.ConfigParser):
+    """A ConfigParser that keeps names as written, like PasteDeploy's."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
 
 
 class Loader(plaster_pastedeploy.Loader):  # type: ignore[misc]
@@ -55,9 +80,34 @@ class Loader(plaster_pastedeploy.Loader):  # type: ignore[misc]
 
     def _get_defaults(self, defaults: Mapping[str, str] | None = None) -> dict[str, str]:
         result = environ_defaults(os.environ)
-        # Explicit defaults, and PasteDeploy's own ``here`` and ``__file__``, win over the environment.
+        # Explicit defaults, and PasteDeploy's own ``here`` and ``__file__``.
         result.update(super()._get_defaults(defaults))
         return result
+
+    def logging_parser(self, defaults: Mapping[str, str] | None = None) -> configparser.ConfigParser:
+        """Return the parser whose logging sections :meth:`setup_logging` applies."""
+        parser = _CaseSensitiveParser(defaults=self._get_defaults(defaults))
+        with open(self.uri.path, encoding="utf-8") as config_file:
+            parser.read_file(config_file)
+        return parser
+
+    def setup_logging(self, defaults: Mapping[str, str] | None = None) -> None:
+        """Apply the file's logging sections (``logging.basicConfig()`` when it has none)."""
+        parser = self.logging_parser(defaults)
+        if parser.has_section("loggers"):
+            logging.config.fileConfig(parser, disable_existing_loggers=False)
+        else:
+            logging.basicConfig()
+
+    def app_context(self, name: str = "main") -> Any:
+        """Return PasteDeploy's context of the app: what ``get_wsgi_app`` builds, short of calling it."""
+        return loadwsgi.loadcontext(
+            loadwsgi.APP,
+            self.pastedeploy_spec,
+            name=name,
+            relative_to=self.relative_to,
+            global_conf=self._get_defaults(),
+        )
 
 
 def get_loader(path: str) -> Loader:
@@ -66,41 +116,76 @@ def get_loader(path: str) -> Loader:
 
 
 def check_config(path: str, app_name: str = "main") -> None:
-    """Raise ConfigFileError unless the ini file can be read and its app section fully interpolated."""
+    """Raise ConfigFileError, in one line, unless the workers will load the ini file.
+
+    It finds and interpolates the app's section and imports its factory as PasteDeploy does,
+    and builds the logging configuration as :meth:`Loader.setup_logging` does, without
+    installing it.
+    """
     if not os.path.isfile(path):
         raise ConfigFileError(f"{path}: no such file (set C2CWSGIUTILS_CONFIG to the app's ini file)")
-    # The same defaults (environment, here, __file__) as the loader that will load the app.
-    parser = configparser.ConfigParser(defaults=get_loader(path)._get_defaults())
+    loader = get_loader(path)
     try:
-        with open(path, encoding="utf-8") as config_file:
-            parser.read_file(config_file)
-    except (OSError, UnicodeDecodeError, configparser.Error) as error:
-        raise ConfigFileError(f"{path}: {_one_line(error)}") from None
-    sections = [prefix + app_name for prefix in APP_SECTION_PREFIXES if parser.has_section(prefix + app_name)]
-    if not sections:
-        raise ConfigFileError(f"{path}: no [app:{app_name}], [pipeline:{app_name}] or [composite:{app_name}]")
-    _check_interpolation(path, parser, sections[0])
-    if parser.has_section("loggers"):
-        # Formatter sections are left out: logging reads them raw, so %(asctime)s is not interpolated.
-        for section in parser.sections():
-            if section.startswith(("logger_", "handler_")):
-                _check_interpolation(path, parser, section)
-
-
-def _check_interpolation(path: str, parser: configparser.ConfigParser, section: str) -> None:
-    defaults = parser.defaults()
-    for option in parser.options(section):
-        if option in defaults:
-            continue
-        try:
-            parser.get(section, option)
-        except configparser.InterpolationMissingOptionError as error:
+        loader.app_context(app_name)
+        parser = loader.logging_parser()
+        if parser.has_section("loggers"):
+            _check_logging(parser)
+    except ConfigFileError as error:
+        raise ConfigFileError(f"{path}: {error}") from None
+    except configparser.InterpolationMissingOptionError as error:
+        raise ConfigFileError(
+            f"{path}: [{error.section}] {error.option} uses %({error.reference})s, "
+            f"but no environment variable {error.reference} is set"
+        ) from None
+    except LookupError as error:
+        if str(error).startswith("No section"):
             raise ConfigFileError(
-                f"{path}: [{section}] {option} uses %({error.reference})s, "
-                f"but no environment variable {error.reference.upper()} is set"
+                f"{path}: no [app:{app_name}], [pipeline:{app_name}] or [composite:{app_name}]"
             ) from None
-        except configparser.Error as error:
-            raise ConfigFileError(f"{path}: [{section}] {option}: {_one_line(error)}") from None
+        raise ConfigFileError(f"{path}: {_one_line(error)}") from None
+    except Exception as error:
+        raise ConfigFileError(f"{path}: {type(error).__name__}: {_one_line(error)}") from None
+
+
+def _keys(parser: configparser.ConfigParser, section: str) -> list[str]:
+    return [key.strip() for key in parser[section]["keys"].split(",") if key.strip()]
+
+
+def _check_logging(parser: configparser.ConfigParser) -> None:
+    """Read the logging sections as ``fileConfig`` does, and build its handlers, then close them."""
+    formatters = logging.config._create_formatters(parser)  # type: ignore[attr-defined]
+    handlers: dict[str, logging.Handler] = {}
+    try:
+        for name in _keys(parser, "handlers"):
+            section = f"handler_{name}"
+            if not parser.has_section(section):
+                raise ConfigFileError(f"[handlers] names {name}, but there is no [{section}]")
+            for option in _HANDLER_OPTIONS:
+                parser.get(section, option, fallback=None)
+        handlers = logging.config._install_handlers(parser, formatters)  # type: ignore[attr-defined]
+        loggers = _keys(parser, "loggers")
+        if "root" not in loggers or not parser.has_section("logger_root"):
+            raise ConfigFileError(
+                "the logging configuration needs root in [loggers] keys and a [logger_root]"
+            )
+        for name in loggers:
+            section = f"logger_{name}"
+            if not parser.has_section(section):
+                raise ConfigFileError(f"[loggers] names {name}, but there is no [{section}]")
+            if name != "root":
+                parser[section]["qualname"]
+                parser[section].getint("propagate", fallback=1)
+            level = parser.get(section, "level", fallback=None)
+            if level is not None and level not in logging.getLevelNamesMapping():
+                raise ConfigFileError(
+                    f"[{section}] level = {level}: not a level name (DEBUG, INFO, WARNING, ERROR, CRITICAL)"
+                )
+            for used in filter(None, (hand.strip() for hand in parser[section]["handlers"].split(","))):
+                if used not in handlers:
+                    raise ConfigFileError(f"[{section}] uses handler {used}, which [handlers] does not list")
+    finally:
+        for handler in handlers.values():
+            handler.close()
 
 
 def _one_line(error: BaseException) -> str:

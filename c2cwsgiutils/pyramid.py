@@ -14,7 +14,7 @@ from pyramid.config import Configurator
 # Order matters only for readability: each feature resolves its own settings and places its
 # own tweens explicitly.
 FEATURES = (
-    "c2cwsgiutils.routing",
+    "c2cwsgiutils.ops_views",
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.errors",
 )

@@ -2,18 +2,19 @@
 
 The ID comes from the first request header that holds a usable value, in this order:
 ``C2C_REQUEST_ID_HEADER`` (if set), ``X-Request-ID``, ``X-Correlation-ID``, ``Request-ID``,
-``X-Varnish``; otherwise it is a new UUID. A header value longer than 200 characters or holding a
-control character is not trusted (it could forge log lines) and is passed over.
+``X-Varnish``; otherwise it is a new UUID. A header value longer than 200 characters or holding
+anything but printable ASCII is not trusted (it could forge log lines) and is passed over.
 
 The ID is ``request.c2c_request_id``, it is echoed in the response's ``X-Request-ID`` header, and
-while the request runs it is in :data:`current_request_id`, from which log records and outgoing
-``requests`` calls pick it up.
+while the request is served it is in :data:`current_request_id`, from which log records and
+outgoing ``requests`` calls pick it up. A subrequest keeps the ID of the request that made it.
 """
 
+import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 import requests
@@ -21,22 +22,49 @@ from pyramid.config import Configurator
 from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
+from pyramid.threadlocal import manager
 from pyramid.tweens import INGRESS
 
-from c2cwsgiutils import config as c2c_config
+from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
 from c2cwsgiutils.include import first_time
 
 DEFAULT_HEADERS = ("X-Request-ID", "X-Correlation-ID", "Request-ID", "X-Varnish")
 HEADER = "X-Request-ID"  # echoed in every response, and sent onward with requests
+_HEADER_LOWER = HEADER.lower()
 MAX_LENGTH = 200
-# C0 controls, DEL and C1 controls: anything that could split or forge a log line.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Printable ASCII only: anything else could split or forge a log line, or turn into mojibake.
+_ACCEPTABLE = re.compile(rf"[\x20-\x7e]{{1,{MAX_LENGTH}}}")
 _ENVIRON_KEYS = "c2cwsgiutils.request_id_environ_keys"
 TWEEN = "c2cwsgiutils.request_tracking.tween_factory"
 """The tween's name, for an app tween that needs the ID: ``config.add_tween(..., under=TWEEN)``."""
 
 current_request_id: ContextVar[str | None] = ContextVar("c2cwsgiutils_request_id", default=None)
-"""The ID of the request this thread is serving, or None outside of a request."""
+"""The ID of the request this thread is serving, or None outside of a request.
+
+It is set from the moment the toolkit's tween sees the request until the server has sent the
+whole response: response callbacks, finished callbacks and a streamed body see it too.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestTrackingSettings(SettingsGroup):
+    """Where request IDs come from and where they go."""
+
+    TITLE = "Request tracking"
+
+    request_id_header: str | None = setting(
+        "C2C_REQUEST_ID_HEADER",
+        "c2c.request_id_header",
+        None,
+        "An extra request header to take the request ID from, tried first.",
+    )
+    requests_request_id: bool = setting(
+        "C2C_REQUESTS_REQUEST_ID",
+        "c2c.requests_request_id",
+        True,
+        "Add `X-Request-ID` to the `requests` calls made while serving a request.",
+        parse=parse_bool,
+    )
 
 
 def environ_key(header: str) -> str:
@@ -45,8 +73,8 @@ def environ_key(header: str) -> str:
 
 
 def is_acceptable(value: str) -> bool:
-    """Tell whether an incoming request ID is short and free of control characters."""
-    return 0 < len(value) <= MAX_LENGTH and _UNSAFE.search(value) is None
+    """Tell whether an incoming request ID is 1 to 200 characters of printable ASCII."""
+    return _ACCEPTABLE.fullmatch(value) is not None
 
 
 def new_request_id() -> str:
@@ -71,10 +99,67 @@ def request_id_from_environ(environ: Mapping[str, Any], keys: tuple[str, ...]) -
     return new_request_id()
 
 
-def _environ_keys(settings: Mapping[str, Any] | None) -> tuple[str, ...]:
-    extra = c2c_config.get_str(settings, "C2C_REQUEST_ID_HEADER", "c2c.request_id_header", None)
+def _environ_keys(settings: RequestTrackingSettings) -> tuple[str, ...]:
+    extra = settings.request_id_header
     headers = ((extra,) if extra else ()) + DEFAULT_HEADERS
     return tuple(dict.fromkeys(environ_key(header) for header in headers))
+
+
+def _parent_request_id() -> str | None:
+    """Return the ID of the request that started this one as a subrequest, if it is one."""
+    stack = manager.stack  # Pyramid pushes each request it serves, subrequests on top
+    if len(stack) < 2:
+        return None
+    parent_id: str | None = getattr(stack[-2].get("request"), "c2c_request_id", None)
+    return parent_id
+
+
+def _forget(token: Token[str | None]) -> None:
+    try:
+        current_request_id.reset(token)
+    except ValueError:  # closed from another context than the one that set it
+        current_request_id.set(None)
+
+
+class _ForgetOnClose:
+    """A response body that un-publishes the request ID once the server has closed it."""
+
+    __slots__ = ("_body", "_token")
+
+    def __init__(self, body: Iterable[bytes], token: Token[str | None]) -> None:
+        self._body = body
+        self._token = token
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _forget(self._token)
+
+
+def _forget_when_sent(response: Response, token: Token[str | None], environ: Mapping[str, Any]) -> None:
+    body = response.app_iter
+    file_wrapper = environ.get("wsgi.file_wrapper")
+    if file_wrapper is not None and isinstance(body, file_wrapper):
+        # Keep the server's sendfile path: chain onto the wrapper's own close instead.
+        original_close = getattr(body, "close", None)
+
+        def close() -> None:
+            try:
+                if original_close is not None:
+                    original_close()
+            finally:
+                _forget(token)
+
+        body.close = close
+        return
+    # Set past the property, whose setter would drop the Content-Length header.
+    response._app_iter = _ForgetOnClose(body, token)
 
 
 def tween_factory(
@@ -86,14 +171,22 @@ def tween_factory(
     def request_tracking_tween(request: Request) -> Response:
         # A plain attribute: a reified request method would cost ~18 µs per request, as
         # Pyramid builds a new class for every request that has one.
-        request_id = request.c2c_request_id = request_id_from_environ(request.environ, keys)
+        parent_id = _parent_request_id()
+        request_id = request.c2c_request_id = parent_id or request_id_from_environ(request.environ, keys)
         token = current_request_id.set(request_id)
         try:
             response = handler(request)
-        finally:
+        except BaseException:
             current_request_id.reset(token)
-        # Appended to the raw header list: going through response.headers costs ten times more.
-        response.headerlist.append((HEADER, request_id))
+            raise
+        headerlist = response.headerlist
+        # An app that set the header itself keeps its own, alone.
+        if not any(name.lower() == _HEADER_LOWER for name, _ in headerlist):
+            headerlist.append((HEADER, request_id))
+        if parent_id is None:
+            _forget_when_sent(response, token, request.environ)
+        else:
+            current_request_id.reset(token)
         return response
 
     return request_tracking_tween
@@ -132,9 +225,9 @@ def includeme(config: Configurator) -> None:
     """Switch request tracking on: ``request.c2c_request_id``, the response header, onward calls."""
     if not first_time(config, "request_tracking"):
         return
-    settings = config.get_settings()
+    settings = RequestTrackingSettings.of(config)
     config.registry[_ENVIRON_KEYS] = _environ_keys(settings)
     # At the top, so that the toolkit's other tweens see the ID and error responses carry it too.
     config.add_tween(TWEEN, under=INGRESS)
-    if c2c_config.get_bool(settings, "C2C_REQUESTS_REQUEST_ID", "c2c.requests_request_id", True):
+    if settings.requests_request_id:
         propagate_to_requests()

@@ -7,15 +7,15 @@ gunicorn preloads the app), so each worker applies the ini's logging configurati
 from collections.abc import Mapping
 from typing import Any
 
-from c2cwsgiutils import config as c2c_config
 from c2cwsgiutils import loader
+from c2cwsgiutils.gunicorn_settings import DEFAULT_CONFIG_FILE, ServerSettings
 
-DEFAULT_CONFIG_FILE = "/app/production.ini"
+__all__ = ["DEFAULT_CONFIG_FILE", "config_file", "create_application"]
 
 
 def config_file(environ: Mapping[str, str] | None = None) -> str:
     """Return the path of the app's ini file (``C2CWSGIUTILS_CONFIG``, default ``/app/production.ini``)."""
-    return str(c2c_config.get_str(None, "C2CWSGIUTILS_CONFIG", None, DEFAULT_CONFIG_FILE, environ=environ))
+    return str(ServerSettings.declaration("config_file").resolve(None, environ))
 
 
 def create_application(path: str | None = None, app_name: str = "main") -> Any:

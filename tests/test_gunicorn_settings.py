@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from c2cwsgiutils import config, gunicorn_settings
+from c2cwsgiutils import config_utils, gunicorn_settings
 
 
 def cgroup_v2(tmp_path: Path, cpu_max: str) -> Path:
@@ -78,7 +78,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
 
 
 def test_bad_worker_count_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(config.SettingError, match="GUNICORN_WORKERS='0': must be at least 1"):
+    with pytest.raises(config_utils.SettingError, match="GUNICORN_WORKERS='0': must be at least 1"):
         gunicorn_settings.settings_from_environ({"GUNICORN_WORKERS": "0"}, tmp_path)
 
 

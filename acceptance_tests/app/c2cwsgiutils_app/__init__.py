@@ -10,7 +10,7 @@ from pyramid.request import Request
 from sqlalchemy.orm import Session, sessionmaker
 
 import c2cwsgiutils.pyramid
-from c2cwsgiutils import config as c2c_config
+from c2cwsgiutils import config_utils
 from c2cwsgiutils_app import models
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
     config.include(c2cwsgiutils.pyramid.includeme)
 
     # SQLALCHEMY_URL wins over the ini's sqlalchemy.url, as for every c2cwsgiutils setting.
-    url = c2c_config.get_str(settings, "SQLALCHEMY_URL", "sqlalchemy.url", "sqlite://")
+    url = config_utils.get_str(settings, "SQLALCHEMY_URL", "sqlalchemy.url", "sqlite://")
     engine = sqlalchemy.engine_from_config({**settings, "sqlalchemy.url": url}, prefix="sqlalchemy.")
     models.create_tables(engine)
     session_factory = sessionmaker(bind=engine)

@@ -1,0 +1,142 @@
+"""Every setting of the toolkit, gathered from the features that declare them.
+
+The README's settings tables are generated from here (``make docs``; a test fails when they
+differ), and ``c2cwsgiutils_settings`` shows the effective value of each with where it came from.
+"""
+
+import argparse
+import dataclasses
+import importlib
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from c2cwsgiutils.config_utils import Setting, SettingError, SettingsGroup, lookup
+
+# The modules that declare settings, in the order the docs show them.
+FEATURE_MODULES = (
+    "c2cwsgiutils.ops_views",
+    "c2cwsgiutils.errors",
+    "c2cwsgiutils.request_tracking",
+    "c2cwsgiutils.loader",
+    "c2cwsgiutils.gunicorn_settings",
+)
+MASK = "***"
+
+
+def groups() -> list[type[SettingsGroup]]:
+    """Return every settings group, importing the feature modules that declare them."""
+    found: list[type[SettingsGroup]] = []
+    for name in FEATURE_MODULES:
+        module = importlib.import_module(name)
+        found.extend(
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, SettingsGroup)
+            and value is not SettingsGroup
+            and value.__module__ == name
+        )
+    return found
+
+
+def group_key(group: type[SettingsGroup]) -> str:
+    """Return the name a group's table has in the README: its module's."""
+    return group.__module__.rsplit(".", 1)[-1]
+
+
+def markdown_table(group: type[SettingsGroup]) -> str:
+    """Return the group's settings as a Markdown table."""
+    declarations = [declaration for _, declaration in group.declarations()]
+    with_ini = any(declaration.ini for declaration in declarations)
+    header = ["Environment variable", *(["ini key"] if with_ini else []), "Default", "Meaning"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for declaration in declarations:
+        cells = [f"`{declaration.env}`"]
+        if with_ini:
+            cells.append(f"`{declaration.ini}`" if declaration.ini else "")
+        default = declaration.shown_default()
+        literal = declaration.default_doc is None and default != "unset"
+        cells.append(f"`{default}`" if literal else default)
+        cells.append(declaration.doc + (" A secret: never logged or shown." if declaration.secret else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _markers(key: str) -> tuple[str, str]:
+    return (
+        f"<!-- settings:{key} (generated from the declarations by `make docs`) -->",
+        f"<!-- end of settings:{key} -->",
+    )
+
+
+def _replacement(block: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: block
+
+
+def update_readme(text: str) -> str:
+    """Return the README with every group's table regenerated between its markers."""
+    for group in groups():
+        begin, end = _markers(group_key(group))
+        pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
+        if not pattern.search(text):
+            raise ValueError(f"the README has no table for {group_key(group)}: add {begin} and {end}")
+        text = pattern.sub(_replacement(f"{begin}\n{markdown_table(group)}\n{end}"), text)
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Effective:
+    """The value a setting takes, and where it comes from."""
+
+    declaration: Setting[Any]
+    shown: str
+    source: str
+    error: str | None = None
+
+
+def effective(
+    declaration: Setting[Any], settings: Mapping[str, Any] | None, environ: Mapping[str, str]
+) -> Effective:
+    """Resolve one setting as its feature will, with secrets masked."""
+    found = lookup(settings, declaration.env, declaration.ini, environ)
+    source = "default" if found is None else found[0]
+    try:
+        value = declaration.resolve(settings, environ)
+    except SettingError as error:
+        raw = MASK if declaration.secret else repr(found[1] if found else None)
+        return Effective(declaration, raw, source, str(error).split(": ", 1)[-1])
+    if found is None:
+        shown = declaration.shown_default()
+    elif declaration.secret:
+        shown = MASK
+    else:
+        shown = "off" if value is None else str(value)
+    return Effective(declaration, shown, source)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Regenerate (or check) the README's settings tables: ``python -m c2cwsgiutils.settings_catalogue``."""
+    parser = argparse.ArgumentParser(description="Regenerate the settings tables of a README.")
+    parser.add_argument("readme", type=Path)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README is not up to date")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    try:
+        updated = update_readme(text)
+    except ValueError as error:
+        print(f"{args.readme}: {error}", file=sys.stderr)
+        return 1
+    if args.check:
+        if updated != text:
+            print(f"{args.readme}: the settings tables are out of date; run make docs", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(updated, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
