@@ -1,0 +1,172 @@
+"""The example app's image (acceptance_tests/app/Dockerfile, FROM the base image), run for real.
+
+Runs when C2C_TEST_IMAGE names the app image, as `make acceptance-image` does after building it;
+the containers are buildah working containers on the host network (see image_server.py).
+"""
+
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from acceptance_tests.image_server import ImageServer, image_config
+
+IMAGE = os.environ.get("C2C_TEST_IMAGE", "")
+pytestmark = pytest.mark.skipif(
+    not IMAGE, reason="C2C_TEST_IMAGE is not set: `make acceptance-image` builds the image and runs this"
+)
+
+
+@pytest.fixture(scope="module")
+def app(postgres_url: str) -> Iterator[ImageServer]:
+    """The app image on the local PostgreSQL, on a free loopback port."""
+    server = ImageServer(IMAGE)
+    server.env.update({"SQLALCHEMY_URL": postgres_url, "GUNICORN_WORKERS": "2"})
+    with server:
+        yield server
+
+
+def get(app: ImageServer, path: str, **kwargs: object) -> requests.Response:
+    return requests.get(app.url(path), timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for process {pid}")
+
+
+def test_ping(app: ImageServer) -> None:
+    assert get(app, "/api/ping").json() == {"pong": True}
+
+
+def test_ops_index_answers_json(app: ImageServer) -> None:
+    response = get(app, "/c2c/")
+    assert response.status_code == 200
+    assert response.json()["base_path"] == "/c2c"
+
+
+def test_unknown_route_is_json_404(app: ImageServer) -> None:
+    response = get(app, "/no/such/page")
+    assert response.status_code == 404
+    assert response.json()["status"] == 404
+
+
+def test_unexpected_error_is_json_500_without_stacktrace(app: ImageServer) -> None:
+    response = get(app, "/api/error")
+    assert response.status_code == 500
+    assert response.json()["status"] == 500
+    assert "stacktrace" not in response.json()
+    assert "failure on demand" not in response.text
+
+
+def test_request_id_is_echoed(app: ImageServer) -> None:
+    assert get(app, "/api/ping", headers={"X-Request-ID": "image-42"}).headers["X-Request-ID"] == "image-42"
+
+
+def test_duplicate_insert_on_postgresql_is_400(app: ImageServer) -> None:
+    value = f"image-{uuid.uuid4()}"
+    first = requests.post(app.url("/api/hello"), json={"value": value}, timeout=10)
+    second = requests.post(app.url("/api/hello"), json={"value": value}, timeout=10)
+    assert first.status_code == 201
+    assert second.status_code == 400
+    assert "duplicate key" in second.json()["message"]
+
+
+def test_gunicorn_runs_as_non_root(app: ImageServer) -> None:
+    master = app.master_pid()
+    assert uid_of(master) != 0
+    assert all(uid_of(pid) != 0 for pid in app.worker_pids())
+
+
+def test_exec_runs_as_non_root(app: ImageServer) -> None:
+    result = app.exec("id", "-u")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) != 0
+
+
+def test_healthcheck_command_passes(app: ImageServer) -> None:
+    result = app.exec("c2cwsgiutils_healthcheck", env={"GUNICORN_BIND": f"127.0.0.1:{app.port}"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_declares_healthcheck_user_port_and_command() -> None:
+    config = image_config(IMAGE)
+    assert config["Cmd"] == ["c2cwsgiutils_run"]
+    assert config["User"].split(":")[0] not in ("", "0", "root")
+    assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "c2cwsgiutils_healthcheck"]
+    assert config["WorkingDir"] == "/app"
+
+
+def test_image_sets_setting_defaults_and_no_secret() -> None:
+    env = dict(item.split("=", 1) for item in image_config(IMAGE)["Env"])
+    assert env["C2CWSGIUTILS_CONFIG"] == "/app/production.ini"
+    assert env["GUNICORN_BIND"] == ":8080"
+    assert env["C2C_BASE_PATH"] == "/c2c"
+    assert (env["LOG_LEVEL"], env["C2CWSGIUTILS_LOG_LEVEL"]) == ("INFO", "INFO")
+    assert (env["SQL_LOG_LEVEL"], env["OTHER_LOG_LEVEL"]) == ("WARNING", "WARNING")
+    assert not [name for name in env if "SECRET" in name or "PASSWORD" in name]
+
+
+def test_image_has_oci_labels() -> None:
+    labels = image_config(IMAGE)["Labels"]
+    for name in ("version", "revision", "source", "created"):
+        assert labels.get(f"org.opencontainers.image.{name}"), name
+
+
+def test_image_has_no_compiler(app: ImageServer) -> None:
+    result = app.exec("sh", "-c", "command -v gcc cc x86_64-linux-gnu-gcc || true")
+    assert result.stdout.strip() == ""
+
+
+def test_reload_inside_the_container_drops_no_request(app: ImageServer) -> None:
+    outcomes: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def load(keep_alive: bool) -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            headers = {} if keep_alive else {"Connection": "close"}
+            try:
+                status = session.get(app.url("/api/ping"), headers=headers, timeout=10).status_code
+                outcomes[str(status)] += 1
+            except requests.RequestException as error:
+                outcomes[type(error).__name__] += 1
+
+    threads = [threading.Thread(target=load, args=(index % 2 == 0,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        for _ in range(2):
+            before = app.worker_pids()
+            result = app.exec("c2cwsgiutils_reload")
+            assert result.returncode == 0, result.stderr
+            deadline = time.monotonic() + 30
+            while app.worker_pids() & before or not app.worker_pids():
+                assert time.monotonic() < deadline, "workers not replaced"
+                time.sleep(0.1)
+            time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert set(outcomes) == {"200"}, outcomes
+    assert outcomes["200"] > 100
+
+
+def test_starts_with_an_empty_environment() -> None:
+    """No -e at all: the image's defaults alone serve the app on :8080, on its SQLite file."""
+    with ImageServer(IMAGE, env={}, port=8080) as server:
+        assert requests.get(server.url("/api/ping"), timeout=10).json() == {"pong": True}
+        posted = requests.post(server.url("/api/hello"), json={"value": "empty-env"}, timeout=10)
+        assert posted.status_code == 201
+        assert server.exec("c2cwsgiutils_healthcheck").returncode == 0

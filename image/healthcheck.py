@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The image's health check: the server on the first TCP address of GUNICORN_BIND answers.
+
+Any HTTP answer below 500 counts, so the check works whatever views the app has; it asks for
+``$C2C_BASE_PATH/`` (the ops index), which is cheap. Exit 0: healthy, 1: not.
+"""
+
+import http.client
+import os
+import sys
+
+
+def address(bind: str) -> tuple[str, int]:
+    """Return the host and port to call for a GUNICORN_BIND value (the first TCP address)."""
+    for item in bind.replace(",", " ").split():
+        if item.startswith(("unix:", "fd://")):
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0"):  # noqa: S104 (this is parsing, not binding)
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return host, int(port or 8000)
+    raise ValueError(f"GUNICORN_BIND={bind!r} has no TCP address")
+
+
+def main() -> int:
+    """Ask the server for the ops index; report the status."""
+    try:
+        host, port = address(os.environ.get("GUNICORN_BIND") or ":8080")
+    except ValueError as error:
+        print(f"c2cwsgiutils_healthcheck: {error}", file=sys.stderr)
+        return 1
+    path = os.environ.get("C2C_BASE_PATH") or "/c2c"
+    path = path.rstrip("/") + "/"
+    connection = http.client.HTTPConnection(host, port, timeout=4)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "c2cwsgiutils_healthcheck"})
+        status = connection.getresponse().status
+    except OSError as error:
+        print(f"c2cwsgiutils_healthcheck: http://{host}:{port}{path}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    print(f"c2cwsgiutils_healthcheck: http://{host}:{port}{path}: {status}")
+    return 0 if status < 500 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

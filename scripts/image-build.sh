@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build the base image (Dockerfile) and the example app's image (acceptance_tests/app/Dockerfile).
+# With a Docker engine that answers, `docker build` on debian:trixie-slim; otherwise buildah on a
+# base made here by scripts/image-base.sh. Prints the app image's name on the last line.
+#   IMAGE=camptocamp/c2cwsgiutils:latest APP_IMAGE=c2cwsgiutils-app:latest (the names)
+#   VERSION, REVISION, CREATED: OCI labels (default: from git and the clock)
+#   PIP_CERT, PIP_INDEX_URL: passed to pip in the build as secrets, when set
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${IMAGE:-camptocamp/c2cwsgiutils:latest}
+APP_IMAGE=${APP_IMAGE:-c2cwsgiutils-app:latest}
+VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+CREATED=${CREATED:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+
+die() { echo "image-build.sh: $*" >&2; exit 1; }
+
+args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "CREATED=$CREATED")
+secrets=()
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ -n "${PIP_CERT:-}" ]; then
+  [ -r "$PIP_CERT" ] || die "PIP_CERT=$PIP_CERT is not a readable file"
+  secrets+=(--secret "id=pipcert,src=$PIP_CERT")
+fi
+if [ -n "${PIP_INDEX_URL:-}" ]; then
+  printf '%s' "$PIP_INDEX_URL" >"$tmp/pipindex"
+  secrets+=(--secret "id=pipindex,src=$tmp/pipindex")
+fi
+
+if [ "${IMAGE_BUILDER:-}" != buildah ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  export DOCKER_BUILDKIT=1
+  docker build "${args[@]}" "${secrets[@]}" --tag "$IMAGE" . >&2
+  docker build "${secrets[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+else
+  command -v buildah >/dev/null || die "neither a Docker engine nor buildah (apt-get install buildah debootstrap)"
+  export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs} BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
+  base=${BASE_IMAGE:-$(scripts/image-base.sh)}
+  # docker format: the OCI format has no HEALTHCHECK. --layers: a rebuild reuses unchanged steps.
+  bud=(buildah bud --quiet --layers --format docker --network host "${secrets[@]}")
+  "${bud[@]}" "${args[@]}" --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" . >&2
+  "${bud[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+fi
+echo "$APP_IMAGE"
