@@ -4,9 +4,9 @@ VENV ?= .venv
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run reload test lint typecheck pytest services bench clean
+.PHONY: run reload test lint typecheck pytest services bench docs clean
 
-# The venv is rebuilt when the packages' definitions change.
+# The venv is rebuilt when the packages' definitions change; [dev] includes [all], as the image.
 $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed")'
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +14,16 @@ $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' -e acceptance_tests/app
 	touch $@
 
-## run: serve the example app with c2cwsgiutils_run on http://localhost:$(PORT)
+## run: serve the example app with c2cwsgiutils_run on http://localhost:$(PORT) (pid file per port)
 run: $(BIN)/.installed
 	C2CWSGIUTILS_CONFIG=$(CURDIR)/acceptance_tests/app/production.ini \
 	GUNICORN_BIND=$${GUNICORN_BIND:-:$(PORT)} \
+	C2CWSGIUTILS_PID_FILE=$${C2CWSGIUTILS_PID_FILE:-/tmp/c2cwsgiutils-$(PORT).pid} \
 	$(BIN)/c2cwsgiutils_run
 
-## reload: make the server of `make run` reload its workers gracefully
+## reload: make the server of `make run` (same PORT) reload its workers gracefully
 reload: $(BIN)/.installed
-	$(BIN)/c2cwsgiutils_reload
+	$(BIN)/c2cwsgiutils_reload --pid-file $${C2CWSGIUTILS_PID_FILE:-/tmp/c2cwsgiutils-$(PORT).pid}
 
 ## test: lint, types, then every test (unit, integration, acceptance)
 test: lint typecheck services pytest
@@ -40,6 +41,10 @@ pytest: $(BIN)/.installed
 ## services: what the tests need beyond PostgreSQL and Redis (a streaming replica on port 5433)
 services:
 	scripts/pg-replica.sh
+
+## docs: regenerate README's settings tables from the settings declarations
+docs: $(BIN)/.installed
+	$(BIN)/python -m c2cwsgiutils.settings_catalogue README.md
 
 ## bench: what the toolkit adds per request, against bare Pyramid
 bench: $(BIN)/.installed

@@ -1,4 +1,5 @@
 import logging
+import uuid
 from typing import Any, NoReturn
 
 import pytest
@@ -7,6 +8,7 @@ from pyramid import httpexceptions
 from pyramid.request import Request
 from webob.request import DisconnectionError
 
+from c2cwsgiutils import errors
 from tests.apps import make_app
 
 
@@ -137,3 +139,152 @@ def test_not_modified_keeps_an_empty_body(app: Any) -> None:
     response = app.get("/not_modified", status=304)
     assert response.body == b""
     assert response.headers["ETag"] == '"v1"'
+
+
+def conflict_with_json_body(request: Request) -> NoReturn:
+    raise httpexceptions.HTTPConflict(json_body={"reason": "taken", "id": 7})
+
+
+def conflict_with_full_json_body(request: Request) -> NoReturn:
+    raise httpexceptions.HTTPConflict(json_body={"status": 409, "message": "mine", "reason": "taken"})
+
+
+def read_params(request: Request) -> dict[str, Any]:
+    return dict(request.params)
+
+
+def read_json(request: Request) -> Any:
+    return request.json_body
+
+
+def read_text(request: Request) -> str:
+    return str(request.text)
+
+
+def app_value_error(request: Request) -> NoReturn:
+    int("not a number in app code")
+    raise AssertionError("unreachable")
+
+
+def app_connection_error(request: Request) -> NoReturn:
+    raise ConnectionResetError("the backend reset the connection")
+
+
+@pytest.fixture
+def reading_app(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.delenv("DEVELOPMENT", raising=False)
+    return make_app(
+        {
+            "conflict": conflict_with_json_body,
+            "conflict_full": conflict_with_full_json_body,
+            "params": read_params,
+            "json": read_json,
+            "text": read_text,
+            "value_error": app_value_error,
+            "connection_error": app_connection_error,
+        }
+    )
+
+
+def test_http_exception_keeps_the_apps_json_body(reading_app: Any) -> None:
+    response = reading_app.get("/conflict", headers={"X-Request-ID": "r1"}, status=409)
+    assert response.json == {
+        "reason": "taken",
+        "id": 7,
+        "status": 409,
+        "message": "There was a conflict when trying to complete your request.",
+        "request_id": "r1",
+    }
+
+
+def test_http_exception_json_body_wins_over_defaults(reading_app: Any) -> None:
+    body = reading_app.get("/conflict_full", status=409).json
+    assert (body["status"], body["message"], body["reason"]) == (409, "mine", "taken")
+
+
+@pytest.mark.parametrize("path", ["/%ff", "/params%ff", "/%c3%28"])
+def test_path_that_is_not_utf8_is_json_400(reading_app: Any, path: str) -> None:
+    response = reading_app.get(path, status=400)
+    assert response.content_type == "application/json"
+    assert response.json["message"] == "the URL path is not valid UTF-8"
+
+
+def test_query_string_that_is_not_utf8_is_json_400(reading_app: Any) -> None:
+    response = reading_app.get("/params?q=%ff", status=400)
+    assert "not valid utf-8" in response.json["message"]
+
+
+def test_invalid_json_body_is_400(reading_app: Any) -> None:
+    response = reading_app.post("/json", b"{not json", content_type="application/json", status=400)
+    assert response.json["message"].startswith("the request body is not valid JSON")
+
+
+def test_unknown_charset_is_400(reading_app: Any) -> None:
+    response = reading_app.post("/text", b"abc", content_type="text/plain; charset=nope", status=400)
+    assert "unknown charset" in response.json["message"]
+
+
+def test_body_not_in_its_charset_is_400(reading_app: Any) -> None:
+    reading_app.post("/text", b"\xff\xfe", content_type="text/plain; charset=utf-8", status=400)
+
+
+def test_value_error_in_app_code_stays_a_500(reading_app: Any) -> None:
+    assert reading_app.get("/value_error", status=500).json["message"] == "Internal server error"
+
+
+def test_connection_error_in_app_code_stays_a_500(reading_app: Any) -> None:
+    reading_app.get("/connection_error", status=500)
+
+
+def test_error_log_line_escapes_control_characters(
+    reading_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        reading_app.get("/value_error%0aforged", status=404)
+        reading_app.get("/value_error", status=500)
+    assert all("\n" not in record.getMessage() for record in caplog.records)
+
+
+def test_describe_escapes_newlines() -> None:
+    request = Request.blank("/")
+    request.environ["PATH_INFO"] = "/a\nb"
+    assert errors.describe(request) == "GET /a\\x0ab"
+
+
+def postgres_integrity_error(url: str) -> Any:
+    def view(request: Request) -> NoReturn:
+        engine = sqlalchemy.create_engine(url)
+        table = f"t_{uuid.uuid4().hex}"
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"CREATE TEMP TABLE {table} (v TEXT CONSTRAINT {table}_v UNIQUE)")
+                for _ in range(2):
+                    connection.exec_driver_sql(f"INSERT INTO {table} VALUES ('row-value-secret')")  # noqa: S608
+        finally:
+            engine.dispose()
+        raise AssertionError("unreachable")
+
+    return view
+
+
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+psycopg2"])
+def test_integrity_error_in_production_is_the_first_line_only(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    monkeypatch.delenv("DEVELOPMENT", raising=False)
+    url = postgres_url.replace("postgresql", driver, 1)
+    body = make_app({"dup": postgres_integrity_error(url)}).get("/dup", status=400).json
+    assert body["message"].startswith("duplicate key value violates unique constraint")
+    assert "row-value-secret" not in str(body)
+    assert "DETAIL" not in str(body)
+    assert set(body) == {"status", "message", "request_id"}
+
+
+def test_integrity_error_in_development_has_the_detail_and_table(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVELOPMENT", "1")
+    body = make_app({"dup": postgres_integrity_error(postgres_url)}).get("/dup", status=400).json
+    assert "row-value-secret" in body["detail"]
+    assert body["table"].startswith("t_")
+    assert body["constraint"].endswith("_v")

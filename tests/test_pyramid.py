@@ -4,6 +4,7 @@ import sys
 from typing import Any
 
 import pytest
+import webtest
 from pyramid.config import Configurator
 from pyramid.interfaces import ITweens
 
@@ -11,11 +12,15 @@ import c2cwsgiutils.pyramid
 from tests.apps import make_app
 
 
-def test_include_by_callable_as_the_spec_shows() -> None:
+def test_include_by_callable_as_the_spec_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("C2C_BASE_PATH", raising=False)
     config = Configurator(settings={})
     config.include(c2cwsgiutils.pyramid.includeme)
-    app = config.make_wsgi_app()
-    assert app.registry["c2cwsgiutils.included"] >= {"errors", "request_tracking", "ops_views"}
+    app = webtest.TestApp(config.make_wsgi_app())
+    missing = app.get("/nowhere", headers={"X-Request-ID": "by-callable"}, status=404)
+    assert missing.json["status"] == 404  # the JSON error views
+    assert missing.headers["X-Request-ID"] == "by-callable"  # request tracking
+    assert app.get("/c2c/").json["base_path"] == "/c2c"  # the ops index
 
 
 def test_including_twice_is_harmless() -> None:

@@ -9,6 +9,7 @@ import requests
 import webtest
 from pyramid.config import Configurator
 from pyramid.request import Request
+from pyramid.response import Response
 
 from c2cwsgiutils import request_tracking
 from tests.apps import make_app
@@ -141,8 +142,17 @@ def test_requests_outside_a_request_carry_no_id(backend: str) -> None:
     assert _HeaderRecorder.seen == [None]
 
 
-def test_propagation_can_be_switched_off(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def unpatched_requests() -> Iterator[None]:
+    """Take the process-wide ``requests`` hook off for the test, and put it back as it was."""
+    send = requests.Session.send
     request_tracking.stop_propagating_to_requests()
+    yield
+    requests.Session.send = send  # type: ignore[method-assign]
+
+
+@pytest.mark.usefixtures("unpatched_requests")
+def test_propagation_can_be_switched_off(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("C2C_REQUESTS_REQUEST_ID", "false")
 
     def call_backend(request: Request) -> dict[str, int]:
@@ -178,3 +188,79 @@ def test_id_is_set_for_app_tweens_placed_under_ours() -> None:
     config.add_tween(f"{__name__}.app_tween_factory", under=request_tracking.TWEEN)
     webtest.TestApp(config.make_wsgi_app()).get("/c2c/", headers={"X-Request-ID": "early"})
     assert _SEEN_BY_APP_TWEEN == ["early"]
+
+
+def sets_its_own_id(request: Request) -> Response:
+    response = Response(json_body={"ok": True})
+    response.headers["X-Request-ID"] = "the-apps-own"
+    return response
+
+
+def test_app_setting_the_header_itself_gets_no_second_one() -> None:
+    response = make_app({"own": sets_its_own_id}).get("/own", headers={"X-Request-ID": "incoming"})
+    assert response.headers.getall("X-Request-ID") == ["the-apps-own"]
+
+
+def test_id_is_published_to_callbacks_and_the_body_then_forgotten() -> None:
+    seen: dict[str, str | None] = {}
+
+    def streaming(request: Request) -> Response:
+        request.add_response_callback(
+            lambda _request, _response: seen.update(
+                response_callback=request_tracking.current_request_id.get()
+            )
+        )
+        request.add_finished_callback(
+            lambda _request: seen.update(finished_callback=request_tracking.current_request_id.get())
+        )
+
+        def body() -> Iterator[bytes]:
+            seen["body"] = request_tracking.current_request_id.get()
+            yield b"streamed"
+
+        return Response(app_iter=body(), content_type="text/plain")
+
+    response = make_app({"stream": streaming}).get("/stream", headers={"X-Request-ID": "kept"})
+    assert response.body == b"streamed"
+    assert seen == {"response_callback": "kept", "finished_callback": "kept", "body": "kept"}
+    assert request_tracking.current_request_id.get() is None
+
+
+def test_id_is_forgotten_after_an_error_response(app: Any) -> None:
+    app.get("/nowhere", headers={"X-Request-ID": "gone"}, status=404)
+    assert request_tracking.current_request_id.get() is None
+
+
+def test_content_length_survives(app: Any) -> None:
+    response = app.get("/id", headers={"X-Request-ID": "len"})
+    assert response.headers["Content-Length"] == str(len(response.body))
+
+
+def test_subrequest_keeps_the_parents_id() -> None:
+    def parent(request: Request) -> dict[str, Any]:
+        sub = Request.blank("/id")
+        child = request.invoke_subrequest(sub, use_tweens=True)
+        return {
+            "parent": request.c2c_request_id,
+            "child": child.json["id"],
+            "after": request_tracking.current_request_id.get(),
+        }
+
+    body = make_app({"id": echo_id, "parent": parent}).get("/parent", headers={"X-Request-ID": "p-1"}).json
+    assert body == {"parent": "p-1", "child": "p-1", "after": "p-1"}
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9", "\u2603", "tab\there"])
+def test_id_that_is_not_printable_ascii_is_replaced(value: str) -> None:
+    request_id = request_tracking.request_id_from_environ(
+        {"HTTP_X_REQUEST_ID": value}, ("HTTP_X_REQUEST_ID",)
+    )
+    assert is_uuid(request_id)
+
+
+def test_printable_ascii_id_with_spaces_is_kept() -> None:
+    value = "trace 42; span=7 ~!"
+    assert (
+        request_tracking.request_id_from_environ({"HTTP_X_REQUEST_ID": value}, ("HTTP_X_REQUEST_ID",))
+        == value
+    )

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer
-from conftest import EXAMPLE_APP_INI
+from tests.fixtures import EXAMPLE_APP_INI
 
 
 @pytest.fixture(scope="module")

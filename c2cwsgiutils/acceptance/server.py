@@ -23,6 +23,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+# What a server under test inherits from the test's environment: enough to run, nothing that
+# could change a result (an exported C2C_BASE_PATH or DEVELOPMENT, say).
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+
+
+def clean_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return a minimal environment (:data:`INHERITED` from this process) plus ``env``."""
+    return {**{name: os.environ[name] for name in INHERITED if name in os.environ}, **(env or {})}
+
+
 def console_script(name: str) -> str:
     """Return the path of a console script installed beside the running Python."""
     path = Path(sys.executable).parent / name
@@ -33,6 +43,9 @@ def console_script(name: str) -> str:
 
 class AppServer:
     """A gunicorn master started with ``c2cwsgiutils_run``, its log kept in a file.
+
+    It runs in a clean environment (:func:`clean_environ`) plus ``env``, so that what the test
+    runner happens to export cannot change a result.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -52,15 +65,16 @@ class AppServer:
         self.log_file = Path(self._workdir.name) / "server.log"
         self.ready_path = ready_path
         self.args = args
-        self.env = {
-            **os.environ,
-            "C2CWSGIUTILS_CONFIG": str(config_file),
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "GUNICORN_WORKERS": str(workers),
-            "C2CWSGIUTILS_PID_FILE": str(self.pid_file),
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
+        self.env = clean_environ(
+            {
+                "C2CWSGIUTILS_CONFIG": str(config_file),
+                "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+                "GUNICORN_WORKERS": str(workers),
+                "C2CWSGIUTILS_PID_FILE": str(self.pid_file),
+                "PYTHONUNBUFFERED": "1",
+                **(env or {}),
+            }
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str) -> str:

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line += f"  INVALID: {result.error}"
             print(line)
     if invalid:
-        print(f"\nc2cwsgiutils_settings: {invalid} invalid setting(s)", file=sys.stderr)
+        print(f"c2cwsgiutils_settings: {invalid} invalid setting(s)", file=sys.stderr)
         return 2
     return 0
 

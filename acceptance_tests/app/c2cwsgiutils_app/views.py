@@ -1,5 +1,6 @@
 """The example app's views, including some that fail on demand to show the JSON errors."""
 
+import logging
 import time
 from typing import Any
 
@@ -9,6 +10,8 @@ from pyramid.request import Request
 from sqlalchemy import select
 
 from c2cwsgiutils_app.models import Hello
+
+LOG = logging.getLogger(__name__)
 
 # Statuses /api/error?status=N raises, with the header each one needs.
 _HTTP_ERRORS: dict[int, Any] = {
@@ -34,6 +37,7 @@ def hello_list(request: Request) -> dict[str, Any]:
 
 def hello_post(request: Request) -> dict[str, Any]:
     """Add a greeting: ``{"value": "..."}``; a duplicate is an integrity error, answered 400."""
+    LOG.debug("reading the body of request %s", request.c2c_request_id)
     try:
         value = request.json_body["value"]
     except (ValueError, KeyError, TypeError):
@@ -63,6 +67,7 @@ def sleep(request: Request) -> dict[str, Any]:
         seconds = min(float(request.params.get("seconds", "1")), 10.0)
     except ValueError:
         raise httpexceptions.HTTPBadRequest("seconds must be a number") from None
+    LOG.info("sleeping %ss for request %s", seconds, request.c2c_request_id)
     time.sleep(seconds)
     return {"slept": seconds}
 
