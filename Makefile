@@ -52,3 +52,30 @@ bench: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info
+
+# Docker image (README, "Docker image"). `make image` builds with docker where an engine answers,
+# else with buildah on a debootstrapped Debian; `make acceptance-image` always uses buildah, whose
+# working containers the test runs on the host network.
+IMAGE ?= camptocamp/c2cwsgiutils
+APP_IMAGE ?= c2cwsgiutils-app:latest
+
+.PHONY: image acceptance-image acceptance-compose publish
+
+## image: build the base image ($(IMAGE):latest) and the example app's image ($(APP_IMAGE))
+image:
+	IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
+
+## acceptance-image: build both images with buildah and test the app image in a real container
+acceptance-image: $(BIN)/.installed
+	IMAGE_BUILDER=buildah IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
+	C2C_TEST_IMAGE=$(APP_IMAGE) $(BIN)/pytest -p no:cacheprovider acceptance_tests/tests/test_image.py
+
+## acceptance-compose: with a Docker engine, the composition (two app containers, Redis, primary and replica)
+acceptance-compose: image
+	docker compose -f acceptance_tests/docker-compose.yaml up --build --abort-on-container-exit \
+		--exit-code-from acceptance; status=$$?; \
+	docker compose -f acceptance_tests/docker-compose.yaml down --volumes; exit $$status
+
+## publish: push $(IMAGE) under this branch's or tag's tags (scripts/image_tags.py); DRY_RUN=1 only says
+publish:
+	IMAGE=$(IMAGE) PYTHON=$(PYTHON) scripts/image-publish.sh

@@ -3,8 +3,11 @@
 # With a Docker engine that answers, `docker build` on debian:trixie-slim; otherwise buildah on a
 # base made here by scripts/image-base.sh. Prints the app image's name on the last line.
 #   IMAGE=camptocamp/c2cwsgiutils:latest APP_IMAGE=c2cwsgiutils-app:latest (the names)
-#   VERSION, REVISION, CREATED: OCI labels (default: from git and the clock)
-#   PIP_CERT, PIP_INDEX_URL: passed to pip in the build as secrets, when set
+#   VERSION, REVISION, CREATED: OCI labels (default: from git)
+#   PIP_CERT, PIP_INDEX_URL (default: this machine's pip configuration): given to pip in the build as
+#   secrets, when set
+#   NO_CACHE=1: rebuild every step (the nightly release_N builds, to get Debian's updates)
+#   IMAGE_BUILDER=buildah: use buildah even where a Docker engine answers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,12 +15,18 @@ IMAGE=${IMAGE:-camptocamp/c2cwsgiutils:latest}
 APP_IMAGE=${APP_IMAGE:-c2cwsgiutils-app:latest}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-CREATED=${CREATED:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+# The commit's date rather than the clock, so that an unchanged tree rebuilds from the cache.
+CREATED=${CREATED:-$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)}
 
 die() { echo "image-build.sh: $*" >&2; exit 1; }
 
 args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "CREATED=$CREATED")
+cache=()
+[ "${NO_CACHE:-0}" = 1 ] && cache=(--no-cache)
 secrets=()
+pip_config() { python3 -m pip config list 2>/dev/null | sed -n "s/^global\.$1='\(.*\)'\$/\1/p" | tail -n 1; }
+PIP_CERT=${PIP_CERT:-$(pip_config cert)}
+PIP_INDEX_URL=${PIP_INDEX_URL:-$(pip_config index-url)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${PIP_CERT:-}" ]; then
@@ -31,14 +40,14 @@ fi
 
 if [ "${IMAGE_BUILDER:-}" != buildah ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   export DOCKER_BUILDKIT=1
-  docker build "${args[@]}" "${secrets[@]}" --tag "$IMAGE" . >&2
+  docker build --pull "${cache[@]}" "${args[@]}" "${secrets[@]}" --tag "$IMAGE" . >&2
   docker build "${secrets[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
 else
   command -v buildah >/dev/null || die "neither a Docker engine nor buildah (apt-get install buildah debootstrap)"
   export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs} BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
   base=${BASE_IMAGE:-$(scripts/image-base.sh)}
   # docker format: the OCI format has no HEALTHCHECK. --layers: a rebuild reuses unchanged steps.
-  bud=(buildah bud --quiet --layers --format docker --network host "${secrets[@]}")
+  bud=(buildah bud --quiet --layers "${cache[@]}" --format docker --network host "${secrets[@]}")
   "${bud[@]}" "${args[@]}" --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" . >&2
   "${bud[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
 fi
