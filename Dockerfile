@@ -20,13 +20,14 @@ ENV PATH=/opt/c2cwsgiutils/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_
 # The dependencies first, from the project's metadata alone, so that a change of code does not
 # download them again. The optional secrets are for builders behind a TLS-inspecting proxy or with a
 # package mirror: a CA bundle (pipcert) and an index URL (pipindex); without them pip uses PyPI.
-# setuptools stays: Pyramid 2 imports pkg_resources, which setuptools 81 deprecates loudly.
+# setuptools stays: Pyramid 2 imports pkg_resources, which setuptools 80.9 deprecates with a
+# UserWarning printed at every start, and setuptools 82 removes.
 COPY pyproject.toml README.md /src/
 RUN --mount=type=secret,id=pipcert --mount=type=secret,id=pipindex \
     if [ -s /run/secrets/pipcert ]; then export PIP_CERT=/run/secrets/pipcert; fi; \
     if [ -s /run/secrets/pipindex ]; then PIP_INDEX_URL="$(cat /run/secrets/pipindex)"; export PIP_INDEX_URL; fi; \
     mkdir /src/c2cwsgiutils && touch /src/c2cwsgiutils/__init__.py \
-    && pip install --quiet --upgrade pip "setuptools<81" \
+    && pip install --quiet --upgrade pip "setuptools<80.9" \
     && pip install --quiet '/src[all]' \
     && pip uninstall --quiet --yes c2cwsgiutils \
     && rm -rf /src/c2cwsgiutils /src/build /src/*.egg-info

@@ -80,6 +80,10 @@ def test_duplicate_insert_on_postgresql_is_400(app: ImageServer) -> None:
     assert "duplicate key" in second.json()["message"]
 
 
+def test_start_prints_no_python_warning(app: ImageServer) -> None:
+    assert "Warning:" not in app.log()
+
+
 def test_gunicorn_runs_as_non_root(app: ImageServer) -> None:
     master = app.master_pid()
     assert uid_of(master) != 0
