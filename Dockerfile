@@ -17,20 +17,21 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/c2cwsgiutils
 ENV PATH=/opt/c2cwsgiutils/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# The dependencies first, from the project's metadata alone, so that a change of code does not
+# The dependencies first, from pyproject.toml alone, so that a change of code or README does not
 # download them again. The optional secrets are for builders behind a TLS-inspecting proxy or with a
 # package mirror: a CA bundle (pipcert) and an index URL (pipindex); without them pip uses PyPI.
 # setuptools stays: Pyramid 2 imports pkg_resources, which setuptools 80.9 deprecates with a
 # UserWarning printed at every start, and setuptools 82 removes.
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml /src/
 RUN --mount=type=secret,id=pipcert --mount=type=secret,id=pipindex \
     if [ -s /run/secrets/pipcert ]; then export PIP_CERT=/run/secrets/pipcert; fi; \
     if [ -s /run/secrets/pipindex ]; then PIP_INDEX_URL="$(cat /run/secrets/pipindex)"; export PIP_INDEX_URL; fi; \
-    mkdir /src/c2cwsgiutils && touch /src/c2cwsgiutils/__init__.py \
+    mkdir /src/c2cwsgiutils && touch /src/c2cwsgiutils/__init__.py /src/README.md \
     && pip install --quiet --upgrade pip "setuptools<80.9" \
     && pip install --quiet '/src[all]' \
     && pip uninstall --quiet --yes c2cwsgiutils \
-    && rm -rf /src/c2cwsgiutils /src/build /src/*.egg-info
+    && rm -rf /src/c2cwsgiutils /src/README.md /src/build /src/*.egg-info
+COPY README.md /src/
 COPY c2cwsgiutils /src/c2cwsgiutils
 RUN pip install --quiet --no-deps --no-build-isolation /src && pip check
 COPY image/healthcheck.py /opt/c2cwsgiutils/bin/c2cwsgiutils_healthcheck

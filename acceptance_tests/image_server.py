@@ -5,6 +5,10 @@ Same interface as :class:`c2cwsgiutils.acceptance.server.AppServer` (``url``, ``
 isolation the container shares the host's network and process namespaces: the server listens on
 127.0.0.1, and the pids in its pid file are host pids. A second :meth:`exec` runs in the same root
 filesystem, so ``c2cwsgiutils_reload`` there finds the pid file the server wrote in its ``/tmp``.
+
+With ``private_network=True`` the container gets a network namespace of its own (``unshare
+--net``, loopback only), so it can listen on the image's default port whatever the host runs;
+:meth:`request` and :meth:`exec` then enter that namespace.
 """
 
 import json
@@ -12,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +30,17 @@ import requests
 from c2cwsgiutils.acceptance.server import free_port
 
 BUILDAH_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+# Run by this Python inside the container's network namespace: one request, its outcome as JSON.
+_REQUEST = """
+import json, sys, requests
+method, url, body = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+try:
+    response = requests.request(method, url, json=body, timeout=10)
+except requests.RequestException as error:
+    print(json.dumps({"status": 0, "text": str(error)}))
+else:
+    print(json.dumps({"status": response.status_code, "text": response.text}))
+"""
 
 
 def buildah(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -56,10 +72,12 @@ class ImageServer:
     def __init__(
         self,
         image: str,
+        *,
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         ready_path: str = "/c2c/",
         command: tuple[str, ...] | None = None,
+        private_network: bool = False,
     ) -> None:
         self.image = image
         self.port = port or free_port()
@@ -67,6 +85,7 @@ class ImageServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ready_path = ready_path
         self.command = command
+        self.private_network = private_network
         self.container = f"c2cwsgiutils-test-{uuid.uuid4().hex[:12]}"
         self._workdir = tempfile.TemporaryDirectory(prefix="c2cwsgiutils-image-")
         self.log_file = Path(self._workdir.name) / "server.log"
@@ -89,15 +108,19 @@ class ImageServer:
         command = self.command or tuple(image_config(self.image).get("Cmd") or ())
         if not command:
             raise ValueError(f"{self.image} has no CMD; give a command")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                raise RuntimeError(f"port {self.port} is already taken on 127.0.0.1: stop what listens there")
+        if not self.private_network:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    raise RuntimeError(f"port {self.port} is already taken on 127.0.0.1")
         buildah("from", "--quiet", "--name", self.container, self.image, timeout=300)
         self._created = True
         env_args = [arg for name, value in self.env.items() for arg in ("-e", f"{name}={value}")]
+        run = ["buildah", "run", "--network", "host", *env_args, self.container, "--", *command]
+        if self.private_network:
+            run = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *run]
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                ["buildah", "run", "--network", "host", *env_args, self.container, "--", *command],
+                run,
                 env={**os.environ, **BUILDAH_ENV},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -107,20 +130,49 @@ class ImageServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"container command exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url(self.ready_path), timeout=2).status_code < 500:
-                    return self
-            except (requests.ConnectionError, requests.Timeout):
-                pass
+            if 0 < self.request("GET", self.ready_path)[0] < 500:
+                return self
             time.sleep(0.2)
         raise TimeoutError(f"{self.image} not ready on port {self.port} after {timeout}s:\n{self.log()}")
+
+    def _netns(self) -> list[str]:
+        """Return the command prefix that enters the container's network namespace, if private."""
+        if not self.private_network or self.process is None:
+            return []
+        return ["nsenter", f"--net=/proc/{self.process.pid}/ns/net"]
+
+    def request(self, method: str, path: str, json_body: object = None) -> tuple[int, str]:
+        """Make one request to the server; return its status (0 if none came) and text."""
+        if not self._netns():
+            try:
+                response = requests.request(method, self.url(path), json=json_body, timeout=10)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                return 0, str(error)
+            return response.status_code, response.text
+        result = subprocess.run(
+            [*self._netns(), sys.executable, "-c", _REQUEST, method, self.url(path), json.dumps(json_body)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        outcome = json.loads(result.stdout)
+        return int(outcome["status"]), str(outcome["text"])
 
     def exec(
         self, *command: str, env: Mapping[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in the same container (as ``docker exec`` would), with the image's user."""
         env_args = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
-        return buildah("run", "--network", "host", *env_args, self.container, "--", *command, check=False)
+        run = ["buildah", "run", "--network", "host", *env_args, self.container, "--", *command]
+        return subprocess.run(
+            [*self._netns(), *run],
+            env={**os.environ, **BUILDAH_ENV},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def log(self) -> str:
         """Return everything the server has printed so far."""

@@ -168,9 +168,11 @@ def test_reload_inside_the_container_drops_no_request(app: ImageServer) -> None:
 
 
 def test_starts_with_an_empty_environment() -> None:
-    """No -e at all: the image's defaults alone serve the app on :8080, on its SQLite file."""
-    with ImageServer(IMAGE, env={}, port=8080) as server:
-        assert requests.get(server.url("/api/ping"), timeout=10).json() == {"pong": True}
-        posted = requests.post(server.url("/api/hello"), json={"value": "empty-env"}, timeout=10)
-        assert posted.status_code == 201
+    """No -e at all: the image's defaults alone serve the app on :8080, on its SQLite file.
+
+    The container has a network namespace of its own, so port 8080 is free whatever the host runs.
+    """
+    with ImageServer(IMAGE, env={}, port=8080, private_network=True) as server:
+        assert server.request("GET", "/api/ping") == (200, '{"pong": true}')
+        assert server.request("POST", "/api/hello", {"value": "empty-env"})[0] == 201
         assert server.exec("c2cwsgiutils_healthcheck").returncode == 0
