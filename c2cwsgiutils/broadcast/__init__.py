@@ -125,7 +125,9 @@ def _factory(settings: BroadcastSettings, master_pid: int | None) -> Callable[[B
 def start(settings: BroadcastSettings, broadcaster: Broadcaster = BROADCASTER) -> None:
     """Start ``broadcaster``'s transport as ``settings`` and the kind of process this is say."""
     role, pid = process_role()
-    master_pid = pid if role == "worker" else None
+    # A worker's group is its master's; a master that loads the app before forking names its
+    # workers' group, and starts no transport itself (``defer``).
+    master_pid = None if role == "plain" else pid
     broadcaster.start((settings, role, pid), _factory(settings, master_pid), defer=role == "master")
 
 
