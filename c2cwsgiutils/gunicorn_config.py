@@ -2,11 +2,34 @@
 
 A gunicorn configuration file is read for its module-level names, so this is the one module
 that reads the environment when imported; it is meant to be imported by gunicorn only. The
-values and their environment variables are in :mod:`c2cwsgiutils.gunicorn_settings`.
+values and their environment variables are in :mod:`c2cwsgiutils.gunicorn_settings`; the two
+server hooks below record the master's identity beside its pid file
+(:mod:`c2cwsgiutils.master_identity`), whether gunicorn was started by ``c2cwsgiutils_run`` or
+directly.
 """
 
 import os
+from typing import Any
 
+from c2cwsgiutils import master_identity
 from c2cwsgiutils.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
+
+
+def on_starting(server: Any) -> None:
+    """Record the master's identity beside its pid file, which gunicorn has just written."""
+    pid_file = server.cfg.pidfile
+    if pid_file is None:
+        return
+    try:
+        master_identity.record(pid_file)
+    except (OSError, master_identity.PidFileError) as error:
+        # Serving matters more than reloading: c2cwsgiutils_reload will refuse this master.
+        server.log.warning("cannot record the master's identity beside %s: %s", pid_file, error)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the master's identity file; gunicorn has just removed its pid file."""
+    if server.cfg.pidfile is not None:
+        master_identity.forget(server.cfg.pidfile)

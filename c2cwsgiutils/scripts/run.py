@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
-from c2cwsgiutils import extras, gunicorn_settings, loader, wsgi_app
+from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, wsgi_app
 from c2cwsgiutils.config_utils import SettingError
 
 APP = "c2cwsgiutils.wsgi_app:create_application()"
@@ -22,6 +22,43 @@ def gunicorn_command(extra_args: Sequence[str], environ: Mapping[str, str]) -> l
     """Return the gunicorn command line, or raise ValueError for bad ``GUNICORN_PARAMS``."""
     params = shlex.split(gunicorn_settings.ServerSettings.declaration("params").resolve(None, environ))
     return [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, *extra_args, *params, APP]
+
+
+def gunicorn_pid_file(command: Sequence[str], environ: Mapping[str, str]) -> str:
+    """Return the pid file gunicorn will write: the last ``--pid`` given to it, else ours."""
+    pid_file = gunicorn_settings.pid_file(environ)
+    try:
+        cmd_args = shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))
+    except ValueError:
+        cmd_args = []  # gunicorn will say what is wrong with it
+    args = [*cmd_args, *command]  # gunicorn's command line wins over GUNICORN_CMD_ARGS
+    for index, arg in enumerate(args):
+        if arg in ("--pid", "-p") and index + 1 < len(args):
+            pid_file = args[index + 1]
+        elif arg.startswith("--pid="):
+            pid_file = arg.removeprefix("--pid=")
+        elif arg.startswith("-p") and not arg.startswith("--") and len(arg) > 2:
+            pid_file = arg.removeprefix("-p")
+    return pid_file
+
+
+def free_pid_file(pid_file: str) -> None:
+    """Remove a stale pid file, or raise PidFileError when a live master of ours owns it.
+
+    gunicorn refuses to start while its pid file names any live process, and a stale pid file
+    (a master killed with SIGKILL, a container restarted with the same ``/tmp``) often does.
+    """
+    try:
+        pid = master_identity.verified_master(pid_file)
+    except (master_identity.NoPidFileError, master_identity.UnverifiableError):
+        return  # nothing there, or no /proc to tell: gunicorn's own check applies
+    except master_identity.StalePidFileError as error:
+        master_identity.remove_stale(pid_file, error.content)
+        print(f"c2cwsgiutils_run: {error}; removed it", file=sys.stderr)
+        return
+    raise master_identity.PidFileError(
+        f"another server (pid {pid}) uses the pid file {pid_file}; set C2CWSGIUTILS_PID_FILE to another path"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does not return)
@@ -51,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does 
         return 2
     if args.check:
         return 0
+    try:
+        free_pid_file(gunicorn_pid_file(command, environ))
+    except master_identity.PidFileError as error:
+        print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
+        return 2
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, command)  # noqa: S606 (replacing ourselves with gunicorn is the point)
