@@ -9,8 +9,10 @@ The environment is handed to PasteDeploy (for the app) and to ``logging.config.f
 - variables named ``here`` or ``__file__`` in any case are left out: those names are
   PasteDeploy's own (the ini file's folder and path).
 
-A variable set to the empty string interpolates as the empty string, except the log-level
-variables of :class:`LogLevelSettings`, whose defaults apply when they are unset or empty.
+A variable set to the empty string interpolates as the empty string, except the logging
+variables of :class:`~c2cwsgiutils.pyramid_logging.LoggingSettings` (``LOG_LEVEL``,
+``LOG_TYPE``...), whose defaults apply when they are unset or empty. A file without logging
+sections gets the default logging configuration built from those variables.
 
 :func:`check_config` runs the same loading, short of calling the app's factory and installing
 the logging configuration, so that ``c2cwsgiutils_run`` accepts a file exactly when the workers
@@ -18,7 +20,6 @@ will load it. Also registered as the plaster scheme ``c2c`` (``pserve c2c://prod
 """
 
 import configparser
-import dataclasses
 import logging
 import logging.config
 import os
@@ -29,28 +30,14 @@ import plaster
 import plaster_pastedeploy
 from paste.deploy import loadwsgi
 
-from c2cwsgiutils.config_utils import SettingsGroup, setting
+from c2cwsgiutils import pyramid_logging
+from c2cwsgiutils.config_utils import SettingError
+from c2cwsgiutils.pyramid_logging import LoggingSettings
 
 # PasteDeploy's own interpolation names; an environment variable must not shadow them.
 _RESERVED = frozenset(("here", "__file__"))
 # What fileConfig reads of each handler and logger section (formatter sections are read raw).
 _HANDLER_OPTIONS = ("class", "formatter", "args", "kwargs", "level")
-
-
-@dataclasses.dataclass(frozen=True)
-class LogLevelSettings(SettingsGroup):
-    """Variables an ini file may use as ``%(NAME)s`` without the environment defining them."""
-
-    TITLE = "Log levels, for `%(NAME)s` in the ini file"
-
-    log_level: str = setting("LOG_LEVEL", None, "INFO", "Level of the app's own loggers.")
-    c2cwsgiutils_log_level: str = setting(
-        "C2CWSGIUTILS_LOG_LEVEL", None, "INFO", "Level of the `c2cwsgiutils` loggers."
-    )
-    sql_log_level: str = setting("SQL_LOG_LEVEL", None, "WARNING", "Level of the `sqlalchemy.engine` logger.")
-    other_log_level: str = setting(
-        "OTHER_LOG_LEVEL", None, "WARNING", "Level of every other logger (the root)."
-    )
 
 
 class ConfigFileError(Exception):
@@ -62,9 +49,10 @@ def environ_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     result = {
         name: value.replace("%", "%%") for name, value in environ.items() if name.lower() not in _RESERVED
     }
-    for _, declaration in LogLevelSettings.declarations():
+    for _, declaration in LoggingSettings.declarations():
         if not environ.get(declaration.env):
-            result[declaration.env] = declaration.default
+            default = declaration.default
+            result[declaration.env] = ",".join(default) if isinstance(default, tuple) else str(default)
     return result
 
 
@@ -91,13 +79,28 @@ class Loader(plaster_pastedeploy.Loader):  # type: ignore[misc]
             parser.read_file(config_file)
         return parser
 
+    def uses_default_logging(self, parser: configparser.ConfigParser) -> bool:
+        """Tell whether the default logging configuration applies rather than the file's sections."""
+        return (
+            not parser.has_section("loggers")
+            or LoggingSettings.declaration("config").resolve(None) == "default"
+        )
+
     def setup_logging(self, defaults: Mapping[str, str] | None = None) -> None:
-        """Apply the file's logging sections (``logging.basicConfig()`` when it has none)."""
+        """Apply the file's logging sections, or the default configuration (see LoggingSettings)."""
         parser = self.logging_parser(defaults)
-        if parser.has_section("loggers"):
-            logging.config.fileConfig(parser, disable_existing_loggers=False)
+        if self.uses_default_logging(parser):
+            pyramid_logging.setup_default_logging(self.app_logger())
         else:
-            logging.basicConfig()
+            logging.config.fileConfig(parser, disable_existing_loggers=False)
+
+    def app_logger(self, name: str = "main") -> str | None:
+        """Return the top-level package of the app's factory: the logger ``LOG_LEVEL`` applies to."""
+        try:
+            module = getattr(self.app_context(name).object, "__module__", None)
+        except Exception:
+            return None
+        return module.split(".")[0] if isinstance(module, str) else None
 
     def app_context(self, name: str = "main") -> Any:
         """Return PasteDeploy's context of the app: what ``get_wsgi_app`` builds, short of calling it."""
@@ -128,10 +131,14 @@ def check_config(path: str, app_name: str = "main") -> None:
     try:
         loader.app_context(app_name)
         parser = loader.logging_parser()
-        if parser.has_section("loggers"):
+        if loader.uses_default_logging(parser):
+            LoggingSettings.resolve(None)
+        else:
             _check_logging(parser)
     except ConfigFileError as error:
         raise ConfigFileError(f"{path}: {error}") from None
+    except SettingError as error:
+        raise ConfigFileError(f"{path}: default logging configuration: {error}") from None
     except configparser.InterpolationMissingOptionError as error:
         raise ConfigFileError(
             f"{path}: [{error.section}] {error.option} uses %({error.reference})s, "

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy
 from pyramid.config import Configurator
+from pyramid.events import NewResponse
 from pyramid.request import Request
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +15,10 @@ from c2cwsgiutils import config_utils
 from c2cwsgiutils_app import models
 
 LOG = logging.getLogger(__name__)
+
+
+def _worker_pid_header(event: NewResponse) -> None:
+    event.response.headers["X-Worker-Pid"] = str(os.getpid())
 
 
 def main(global_config: dict[str, str], **settings: Any) -> Any:
@@ -35,6 +40,8 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
 
     config.add_request_method(dbsession, "dbsession", reify=True)
     config.include("c2cwsgiutils_app.views")
+    # Which worker answered: the acceptance tests check that state reaches every one.
+    config.add_subscriber(_worker_pid_header, NewResponse)
     app = config.make_wsgi_app()
     LOG.info("c2cwsgiutils_app ready in process %d", os.getpid())
     return app
