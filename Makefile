@@ -49,6 +49,7 @@ docs: $(BIN)/.installed
 ## bench: what the toolkit adds per request, against bare Pyramid
 bench: $(BIN)/.installed
 	$(BIN)/python bench/foundation.py
+	$(BIN)/python bench/logging_json.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info

@@ -15,8 +15,11 @@ from pyramid.config import Configurator
 # own tweens explicitly.
 FEATURES = (
     "c2cwsgiutils.ops_views",
+    # Starts the broadcast transport; a feature that subscribes later applies the stored calls then.
+    "c2cwsgiutils.broadcast",
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.errors",
+    "c2cwsgiutils.logging_view",
 )
 
 

@@ -39,7 +39,7 @@ from pyramid.threadlocal import get_current_request
 
 from c2cwsgiutils import request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, setting
-from c2cwsgiutils.scrub import scrub_url
+from c2cwsgiutils.scrub import scrub_query_string
 
 # Syslog severities (RFC 5424) of Python's levels: GELF's "level" field.
 _SEVERITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
@@ -67,26 +67,42 @@ def trace_id(traceparent: str | None) -> str | None:
     return match.group(1) if match is not None and match.group(1) != "0" * 32 else None
 
 
+_FIELDS_KEY = "c2cwsgiutils.log_fields"
+
+
 def request_fields() -> dict[str, Any]:
-    """Return the fields of the request being served by this thread (empty outside requests)."""
+    """Return the fields of the request being served by this thread (empty outside requests).
+
+    They are computed by the first record of a request and kept on it: the records after it, and
+    the requests that log nothing, pay nothing for them.
+    """
     request = get_current_request()
     if request is None:
         return {}
     environ = request.environ
+    fields: dict[str, Any] | None = environ.get(_FIELDS_KEY)
+    if fields is None:
+        fields = environ[_FIELDS_KEY] = _compute_request_fields(environ)
+    route = getattr(request, "matched_route", None)  # set once routing is done
+    if route is not None:
+        return {**fields, "matched_route": route.name}
+    return fields
+
+
+def _compute_request_fields(environ: Mapping[str, Any]) -> dict[str, Any]:
+    # The path as the client sent it (PATH_INFO holds its bytes as latin-1), never failing.
+    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1", "replace")
+    query = environ.get("QUERY_STRING", "")
     fields: dict[str, Any] = {
-        "request_id": request_tracking.current_request_id.get() or getattr(request, "c2c_request_id", None),
+        "request_id": request_tracking.current_request_id.get(),
         "client_addr": environ.get("REMOTE_ADDR"),
         "method": environ.get("REQUEST_METHOD"),
-        # path_qs is percent-encoded from the raw bytes: it cannot fail on bad UTF-8.
-        "path": scrub_url(request.path_qs),
+        "path": path.decode("utf-8", "backslashreplace") + (f"?{scrub_query_string(query)}" if query else ""),
     }
-    route = getattr(request, "matched_route", None)
-    if route is not None:
-        fields["matched_route"] = route.name
     trace = trace_id(environ.get("HTTP_TRACEPARENT"))
     if trace is not None:
         fields["trace_id"] = trace
-    return fields
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 class _RateLimitedWarning:
@@ -152,8 +168,7 @@ class JsonFormatter(logging.Formatter):
                 # Elasticsearch ignores fields whose name starts with an underscore.
                 fields[key.lstrip("_") or key] = value
         for key, value in request_fields().items():
-            if value is not None:
-                fields.setdefault(key, value)
+            fields.setdefault(key, value)
         return fields
 
     def format(self, record: logging.LogRecord) -> str:

@@ -20,8 +20,10 @@ FEATURE_MODULES = (
     "c2cwsgiutils.ops_views",
     "c2cwsgiutils.errors",
     "c2cwsgiutils.request_tracking",
-    "c2cwsgiutils.loader",
+    "c2cwsgiutils.pyramid_logging",
+    "c2cwsgiutils.logging_view",
     "c2cwsgiutils.gunicorn_settings",
+    "c2cwsgiutils.broadcast",
 )
 MASK = "***"
 

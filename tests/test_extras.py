@@ -14,7 +14,7 @@ import importlib.abc, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice"}:
+        if name.split(".")[0] in {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice", "redis"}:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -32,7 +32,7 @@ sys.exit(run.main([]))
 
 def test_core_dependencies_leave_the_features_libraries_to_extras() -> None:
     core = " ".join(PYPROJECT["project"]["dependencies"]).lower()
-    for library in ("gunicorn", "sqlalchemy", "psycopg", "cornice"):
+    for library in ("gunicorn", "sqlalchemy", "psycopg", "cornice", "redis"):
         assert library not in core
 
 

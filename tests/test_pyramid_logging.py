@@ -169,7 +169,8 @@ def test_cee_record_is_an_rfc5424_frame(logger: logging.Logger, udp_receiver: Ud
 
 
 def test_ini_form_with_a_list_of_one_tuple(logger: logging.Logger, udp_receiver: UdpReceiver) -> None:
-    handler = pyramid_logging.PyramidCeeSysLogHandler(*[(udp_receiver.host, udp_receiver.port)])
+    args: list[Any] = [(udp_receiver.host, udp_receiver.port)]  # what fileConfig evaluates `args =` to
+    handler = pyramid_logging.PyramidCeeSysLogHandler(*args)
     logger.addHandler(handler)
     logger.info("ini form")
     udp_receiver.wait_for(lambda data: b"ini form" in data)
