@@ -43,21 +43,32 @@ COPY --from=build /opt/c2cwsgiutils /opt/c2cwsgiutils
 # /app belongs to root: the app's code and configuration are not writable by the process serving it.
 RUN mkdir /app
 WORKDIR /app
-# Defaults of the settings the image reads; override any with `docker run -e NAME=value`.
-# Secrets (LOG_VIEW_SECRET...) have no default: the views they protect stay off until one is set.
+# Defaults of the environment-only settings (tests/test_dockerfile.py keeps them equal to the
+# package's); override any with `docker run -e NAME=value`. Settings that also have an ini key get
+# no default here: the environment wins over the ini file, so it would hide the app's own
+# production.ini. Secrets (LOG_VIEW_SECRET...) have none either: what they protect stays off.
 ENV PATH=/opt/c2cwsgiutils/bin:$PATH \
     VIRTUAL_ENV=/opt/c2cwsgiutils \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    C2CWSGIUTILS_CONFIG=/app/production.ini \
-    C2CWSGIUTILS_PID_FILE=/tmp/c2cwsgiutils.pid \
-    GUNICORN_BIND=:8080 \
-    C2C_BASE_PATH=/c2c \
+    LOG_TYPE=console \
+    LOG_HOST=localhost \
+    LOG_PORT=514 \
     LOG_LEVEL=INFO \
     C2CWSGIUTILS_LOG_LEVEL=INFO \
     SQL_LOG_LEVEL=WARNING \
-    OTHER_LOG_LEVEL=WARNING
+    GUNICORN_LOG_LEVEL=INFO \
+    OTHER_LOG_LEVEL=WARNING \
+    C2CWSGIUTILS_LOGGING=ini \
+    C2CWSGIUTILS_CONFIG=/app/production.ini \
+    GUNICORN_BIND=:8080 \
+    GUNICORN_THREADS=4 \
+    GUNICORN_TIMEOUT=30 \
+    GUNICORN_GRACEFUL_TIMEOUT=30 \
+    GUNICORN_KEEPALIVE=2 \
+    GUNICORN_ACCESS_LOG=- \
+    C2CWSGIUTILS_PID_FILE=/tmp/c2cwsgiutils.pid
 EXPOSE 8080
 # Any HTTP answer below 500 on the first TCP address of GUNICORN_BIND counts as healthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["c2cwsgiutils_healthcheck"]

@@ -218,15 +218,22 @@ class Setting(Generic[T]):
         found = lookup(settings, self.env, self.ini, environ)
         return "default" if found is None else found[0]
 
+    def default_text(self) -> str:
+        """Return the default as an environment variable would hold it ("" for none)."""
+        default: Any = self.default
+        if default is None:
+            return ""
+        if isinstance(default, bool):
+            return "true" if default else "false"
+        if isinstance(default, tuple):
+            return ",".join(str(item) for item in default)
+        return str(default)
+
     def shown_default(self) -> str:
         """Return the default as the docs show it."""
         if self.default_doc is not None:
             return self.default_doc
-        if self.default is None or self.default == "":
-            return "unset"
-        if isinstance(self.default, bool):
-            return "true" if self.default else "false"
-        return str(self.default)
+        return self.default_text() or "unset"
 
 
 def setting(

@@ -189,13 +189,8 @@ class ErrorViews:
 
     def unexpected(self, exc: Exception, request: Request) -> Response:
         """Answer any other exception with a 500, logged once with its traceback."""
-        LOG.error(
-            "%s failed (request_id=%s)",
-            describe(request),
-            _request_id(request),
-            exc_info=exc,
-            extra=_extra(request),
-        )
+        # The request ID is a field of the record (and in the console format), not of the text.
+        LOG.error("%s failed", describe(request), exc_info=exc, extra=_extra(request))
         if self.development:
             body = _body(
                 request,

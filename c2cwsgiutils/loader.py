@@ -51,8 +51,7 @@ def environ_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     }
     for _, declaration in LoggingSettings.declarations():
         if not environ.get(declaration.env):
-            default = declaration.default
-            result[declaration.env] = ",".join(default) if isinstance(default, tuple) else str(default)
+            result[declaration.env] = declaration.default_text()
     return result
 
 

@@ -26,7 +26,6 @@ import logging.config
 import logging.handlers
 import os
 import queue
-import re
 import socket
 import sys
 import threading
@@ -47,7 +46,6 @@ _SEVERITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (l
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
 )
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 TRUNCATED = "…[truncated]"
 
 
@@ -57,14 +55,6 @@ def syslog_severity(levelno: int) -> int:
         if levelno >= threshold:
             return severity
     return 7
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    """Return the trace id of a W3C ``traceparent`` header, or None if it is not one."""
-    if not traceparent:
-        return None
-    match = _TRACEPARENT.match(traceparent.strip().lower())
-    return match.group(1) if match is not None and match.group(1) != "0" * 32 else None
 
 
 _FIELDS_KEY = "c2cwsgiutils.log_fields"
@@ -99,7 +89,7 @@ def _compute_request_fields(environ: Mapping[str, Any]) -> dict[str, Any]:
         "method": environ.get("REQUEST_METHOD"),
         "path": path.decode("utf-8", "backslashreplace") + (f"?{scrub_query_string(query)}" if query else ""),
     }
-    trace = trace_id(environ.get("HTTP_TRACEPARENT"))
+    trace = request_tracking.trace_id(environ.get("HTTP_TRACEPARENT"))
     if trace is not None:
         fields["trace_id"] = trace
     return {key: value for key, value in fields.items() if value is not None}
@@ -416,7 +406,6 @@ class LoggingSettings(SettingsGroup):
         "(CEE over UDP to `LOG_HOST:LOG_PORT`; `logstash` is the original's name for it), or a "
         "comma list.",
         parse=parse_log_types,
-        default_doc="`console`",
     )
     log_host: str = setting("LOG_HOST", None, "localhost", "The syslog host of `LOG_TYPE=syslog`.")
     log_port: int = setting("LOG_PORT", None, 514, "Its UDP port.", parse=parse_port)

@@ -22,7 +22,7 @@ from pyramid.config import Configurator
 from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.threadlocal import manager
+from pyramid.threadlocal import get_current_request, manager
 from pyramid.tweens import INGRESS
 
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
@@ -35,6 +35,7 @@ MAX_LENGTH = 200
 # Printable ASCII only: anything else could split or forge a log line, or turn into mojibake.
 _ACCEPTABLE = re.compile(rf"[\x20-\x7e]{{1,{MAX_LENGTH}}}")
 _ENVIRON_KEYS = "c2cwsgiutils.request_id_environ_keys"
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 TWEEN = "c2cwsgiutils.request_tracking.tween_factory"
 """The tween's name, for an app tween that needs the ID: ``config.add_tween(..., under=TWEEN)``."""
 
@@ -65,6 +66,14 @@ class RequestTrackingSettings(SettingsGroup):
         "Add `X-Request-ID` to the `requests` calls made while serving a request.",
         parse=parse_bool,
     )
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """Return the trace id of a W3C ``traceparent`` header, or None if it is not a valid one."""
+    if not traceparent:
+        return None
+    match = _TRACEPARENT.match(traceparent.strip().lower())
+    return match.group(1) if match is not None and match.group(1) != "0" * 32 else None
 
 
 def environ_key(header: str) -> str:
@@ -198,7 +207,9 @@ _ORIGINAL = "_c2cwsgiutils_original"
 def propagate_to_requests() -> None:
     """Make every ``requests`` call made while serving a request carry its ID in ``X-Request-ID``.
 
-    This wraps ``requests.Session.send`` once per process; a header the caller set wins.
+    The request's W3C ``traceparent``, if it has a valid one, goes along too, so that the call
+    joins the same trace. This wraps ``requests.Session.send`` once per process; a header the
+    caller set wins.
     """
     original = requests.Session.send
     if hasattr(original, _ORIGINAL):
@@ -208,6 +219,10 @@ def propagate_to_requests() -> None:
         request_id = current_request_id.get()
         if request_id is not None and HEADER not in request.headers:
             request.headers[HEADER] = request_id
+            serving = get_current_request()
+            traceparent = serving.environ.get("HTTP_TRACEPARENT") if serving is not None else None
+            if trace_id(traceparent) is not None and "traceparent" not in request.headers:
+                request.headers["traceparent"] = traceparent.strip()  # type: ignore[union-attr]
         return original(self, request, **kwargs)
 
     setattr(send, _ORIGINAL, original)

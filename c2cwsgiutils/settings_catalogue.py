@@ -89,6 +89,21 @@ def update_readme(text: str) -> str:
     return text
 
 
+def image_environment() -> dict[str, str]:
+    """Return the environment defaults the Docker image sets: those of the environment-only settings.
+
+    A setting that has an ini key gets none: the environment wins over the ini file, so a default
+    in the image would hide the app's own ``production.ini``.
+    """
+    defaults: dict[str, str] = {}
+    for group in groups():
+        for _, declaration in group.declarations():
+            if declaration.ini or declaration.secret or declaration.default_doc or not declaration.default_text():
+                continue
+            defaults[declaration.env] = declaration.default_text()
+    return defaults
+
+
 @dataclasses.dataclass(frozen=True)
 class Effective:
     """The value a setting takes, and where it comes from."""

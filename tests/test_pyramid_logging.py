@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyramid.request import Request
 
-from c2cwsgiutils import pyramid_logging
+from c2cwsgiutils import pyramid_logging, request_tracking
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from tests.apps import make_app
 
@@ -133,7 +133,7 @@ def test_records_inside_a_request_carry_its_fields(logger: logging.Logger, strea
     "value", ["", "junk", "00-00000000000000000000000000000000-b7ad6b7169203331-01", "00-xyz"]
 )
 def test_invalid_traceparent_gives_no_trace_id(value: str) -> None:
-    assert pyramid_logging.trace_id(value) is None
+    assert request_tracking.trace_id(value) is None
 
 
 def test_json_handler_on_a_closed_stream_warns_once(

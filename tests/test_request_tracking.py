@@ -97,9 +97,11 @@ def test_current_request_id_is_unset_outside_requests(app: Any) -> None:
 
 class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
     seen: list[str | None] = []  # noqa: RUF012 (reset by the fixture)
+    traceparents: list[str | None] = []  # noqa: RUF012 (reset by the fixture)
 
     def do_GET(self) -> None:
         self.seen.append(self.headers.get("X-Request-ID"))
+        self.traceparents.append(self.headers.get("traceparent"))
         self.send_response(204)
         self.end_headers()
 
@@ -111,6 +113,7 @@ class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
 def backend() -> Iterator[str]:
     """A real HTTP server on loopback that records the X-Request-ID of what it receives."""
     _HeaderRecorder.seen = []
+    _HeaderRecorder.traceparents = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -264,3 +267,20 @@ def test_printable_ascii_id_with_spaces_is_kept() -> None:
         request_tracking.request_id_from_environ({"HTTP_X_REQUEST_ID": value}, ("HTTP_X_REQUEST_ID",))
         == value
     )
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("incoming", "forwarded"), [(TRACEPARENT, TRACEPARENT), ("garbage", None), (None, None)]
+)
+def test_traceparent_is_forwarded_when_valid(
+    backend: str, incoming: str | None, forwarded: str | None
+) -> None:
+    def call_backend(request: Request) -> dict[str, int]:
+        return {"status": requests.get(backend, timeout=5).status_code}
+
+    headers = {"X-Request-ID": "traced", **({"traceparent": incoming} if incoming else {})}
+    make_app({"call": call_backend}).get("/call", headers=headers)
+    assert _HeaderRecorder.traceparents == [forwarded]

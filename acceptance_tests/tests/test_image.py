@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from acceptance_tests.image_server import ImageServer, image_config
+from c2cwsgiutils import settings_catalogue
 
 IMAGE = os.environ.get("C2C_TEST_IMAGE", "")
 pytestmark = pytest.mark.skipif(
@@ -112,11 +113,8 @@ def test_image_declares_healthcheck_user_port_and_command() -> None:
 
 def test_image_sets_setting_defaults_and_no_secret() -> None:
     env = dict(item.split("=", 1) for item in image_config(IMAGE)["Env"])
-    assert env["C2CWSGIUTILS_CONFIG"] == "/app/production.ini"
-    assert env["GUNICORN_BIND"] == ":8080"
-    assert env["C2C_BASE_PATH"] == "/c2c"
-    assert (env["LOG_LEVEL"], env["C2CWSGIUTILS_LOG_LEVEL"]) == ("INFO", "INFO")
-    assert (env["SQL_LOG_LEVEL"], env["OTHER_LOG_LEVEL"]) == ("WARNING", "WARNING")
+    for name, default in settings_catalogue.image_environment().items():
+        assert env.get(name) == default, name
     assert not [name for name in env if "SECRET" in name or "PASSWORD" in name]
 
 
