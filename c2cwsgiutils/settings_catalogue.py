@@ -98,7 +98,8 @@ def image_environment() -> dict[str, str]:
     defaults: dict[str, str] = {}
     for group in groups():
         for _, declaration in group.declarations():
-            if declaration.ini or declaration.secret or declaration.default_doc or not declaration.default_text():
+            computed = declaration.default_doc is not None  # such as 2 × CPUs + 1  # noqa: RUF003
+            if declaration.ini or declaration.secret or computed or not declaration.default_text():
                 continue
             defaults[declaration.env] = declaration.default_text()
     return defaults
