@@ -31,6 +31,7 @@ from c2cwsgiutils.include import first_time
 DEFAULT_HEADERS = ("X-Request-ID", "X-Correlation-ID", "Request-ID", "X-Varnish")
 HEADER = "X-Request-ID"  # echoed in every response, and sent onward with requests
 _HEADER_LOWER = HEADER.lower()
+_HEADER_LENGTH = len(HEADER)
 MAX_LENGTH = 200
 # Printable ASCII only: anything else could split or forge a log line, or turn into mojibake.
 _ACCEPTABLE = re.compile(rf"[\x20-\x7e]{{1,{MAX_LENGTH}}}")
@@ -153,7 +154,7 @@ class _ForgetOnClose:
 
 def _forget_when_sent(response: Response, token: Token[str | None], environ: Mapping[str, Any]) -> None:
     body = response.app_iter
-    file_wrapper = environ.get("wsgi.file_wrapper")
+    file_wrapper = None if type(body) is list else environ.get("wsgi.file_wrapper")  # a list: the common case
     if file_wrapper is not None and isinstance(body, file_wrapper):
         # Keep the server's sendfile path: chain onto the wrapper's own close instead.
         original_close = getattr(body, "close", None)
@@ -189,8 +190,12 @@ def tween_factory(
             current_request_id.reset(token)
             raise
         headerlist = response.headerlist
-        # An app that set the header itself keeps its own, alone.
-        if not any(name.lower() == _HEADER_LOWER for name, _ in headerlist):
+        # An app that set the header itself keeps its own, alone. (A plain loop: a generator
+        # in any() costs more than the few headers it scans.)
+        for name, _ in headerlist:
+            if len(name) == _HEADER_LENGTH and name.lower() == _HEADER_LOWER:
+                break
+        else:
             headerlist.append((HEADER, request_id))
         if parent_id is None:
             _forget_when_sent(response, token, request.environ)
