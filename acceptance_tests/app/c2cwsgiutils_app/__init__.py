@@ -4,14 +4,14 @@ import logging
 import os
 from typing import Any
 
-import sqlalchemy
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
 from pyramid.request import Request
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import config_utils
+from c2cwsgiutils.db import setup_session
 from c2cwsgiutils_app import models
 
 LOG = logging.getLogger(__name__)
@@ -27,16 +27,18 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
     config = Configurator(settings=settings)
     config.include(c2cwsgiutils.pyramid.includeme)
 
-    # SQLALCHEMY_URL wins over the ini's sqlalchemy.url, as for every c2cwsgiutils setting.
+    # SQLALCHEMY_URL wins over the ini's sqlalchemy.url, as for every c2cwsgiutils setting; the
+    # replica (SQLALCHEMY_URL_SLAVE) defaults to the same database, which means one engine.
     url = config_utils.get_str(settings, "SQLALCHEMY_URL", "sqlalchemy.url", "sqlite://")
-    engine = sqlalchemy.engine_from_config({**settings, "sqlalchemy.url": url}, prefix="sqlalchemy.")
-    models.create_tables(engine)
-    session_factory = sessionmaker(bind=engine)
+    slave_url = config_utils.get_str(settings, "SQLALCHEMY_URL_SLAVE", "sqlalchemy_slave.url", url)
+    config.add_settings({"sqlalchemy.url": url, "sqlalchemy_slave.url": slave_url})
+    models.DBSession, primary, _replica = setup_session(
+        config, "sqlalchemy", "sqlalchemy_slave", force_master=[r"GET /api/hello/forced_write"]
+    )
+    models.create_tables(primary)
 
     def dbsession(request: Request) -> Session:
-        session = session_factory()
-        request.add_finished_callback(lambda _request: session.close())
-        return session
+        return models.DBSession()
 
     config.add_request_method(dbsession, "dbsession", reify=True)
     config.include("c2cwsgiutils_app.views")

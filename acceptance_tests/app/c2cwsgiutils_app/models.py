@@ -3,7 +3,10 @@
 import time
 
 import sqlalchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, scoped_session
+
+DBSession: scoped_session[Session]
+"""The app's session, made by ``c2cwsgiutils.db.setup_session`` in ``main``."""
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,152 @@
+"""The SQL profiler in-process, on the local PostgreSQL (the broadcast reaches this process only here)."""
+
+import logging
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy
+import webtest
+from pyramid.request import Request
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from c2cwsgiutils import broadcast, sql_profiler
+from tests.apps import make_app
+
+HEADERS = {"X-API-Key": "pr0f"}
+LOGGER = "c2cwsgiutils.sql_profiler"
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[sqlalchemy.Engine]:
+    engine = sqlalchemy.create_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, engine: sqlalchemy.Engine) -> Iterator[webtest.TestApp]:
+    for name in ("SQL_PROFILER_SECRET", "C2C_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    broadcast.BROADCASTER.reset()
+    sql_profiler.PROFILER.reset()
+
+    def query(request: Request) -> dict[str, object]:
+        with engine.begin() as connection:
+            value = connection.execute(
+                text(request.params.get("sql", "SELECT CAST(:x AS int) AS x")),
+                {"x": int(request.params.get("x", "1"))},
+            ).scalar()
+        return {"value": value}
+
+    yield make_app({"query": query}, settings={"c2c.sql_profiler_secret": "pr0f"})
+    sql_profiler.PROFILER.reset()
+    broadcast.BROADCASTER.reset()
+
+
+def listening() -> bool:
+    return event.contains(Engine, "after_cursor_execute", sql_profiler.PROFILER.after_cursor_execute)
+
+
+def explains(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage() for record in caplog.records if record.name == LOGGER and "EXPLAIN" in record.msg
+    ]
+
+
+def test_view_is_off_without_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SQL_PROFILER_SECRET", raising=False)
+    make_app().get("/c2c/sql_profiler", status=404)
+
+
+def test_view_needs_the_secret(app: webtest.TestApp) -> None:
+    app.get("/c2c/sql_profiler", status=403)
+    app.get("/c2c/sql_profiler?secret=wrong", status=403)
+
+
+def test_view_says_it_is_off_and_no_listener_is_installed(app: webtest.TestApp) -> None:
+    assert app.get("/c2c/sql_profiler", headers=HEADERS).json == {"status": 200, "enabled": False}
+    assert not listening()
+
+
+def test_enable_installs_the_listener_and_disable_removes_it(app: webtest.TestApp) -> None:
+    assert app.get("/c2c/sql_profiler?secret=pr0f&enable=1").json == {"status": 200, "enabled": True}
+    assert listening()
+    assert app.post("/c2c/sql_profiler", {"enable": "0"}, headers=HEADERS).json["enabled"] is False
+    assert not listening()
+
+
+def test_enable_is_stored_for_later_workers(app: webtest.TestApp) -> None:
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    assert broadcast.stored(sql_profiler.CHANNEL) == {"enabled": {"enable": True}}
+
+
+def test_bad_enable_is_400(app: webtest.TestApp) -> None:
+    assert app.get("/c2c/sql_profiler?enable=maybe", headers=HEADERS, status=400).json["status"] == 400
+
+
+def test_each_select_shape_is_explained_once_with_the_request_id(
+    app: webtest.TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    with caplog.at_level(logging.INFO, LOGGER):
+        for x in (1, 2, 3):
+            assert app.get(f"/query?x={x}", headers={"X-Request-ID": f"req-{x}"}).json == {"value": x}
+    lines = explains(caplog)
+    assert len(lines) == 1
+    assert "req-1" in lines[0]
+    assert "SELECT CAST(%(x)s AS int) AS x" in lines[0]
+    assert "Result" in lines[0]
+    assert "actual time=" in lines[0]  # ANALYZE: it ran
+
+
+def test_only_statements_starting_with_select_are_explained(
+    app: webtest.TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    with caplog.at_level(logging.INFO, LOGGER):
+        app.get("/query", params={"sql": "/* hint */ -- note\n  select CAST(:x AS int) + 1"})
+        app.get("/query", params={"sql": "WITH a AS (SELECT CAST(:x AS int) AS v) SELECT v FROM a"})
+        app.get("/query", params={"sql": "VALUES (CAST(:x AS int))"})
+    lines = explains(caplog)
+    assert len(lines) == 1
+    assert "select CAST(%(x)s AS int) + 1" in lines[0]
+
+
+def test_explain_analyze_is_rolled_back(
+    app: webtest.TestApp, caplog: pytest.LogCaptureFixture, postgres_url: str
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS c2c_profiler_calls (id serial)")
+        connection.execute("TRUNCATE c2c_profiler_calls")
+        connection.execute(
+            "CREATE OR REPLACE FUNCTION c2c_profiler_touch(x int) RETURNS int LANGUAGE sql AS "
+            "'INSERT INTO c2c_profiler_calls DEFAULT VALUES RETURNING x'"
+        )
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    with caplog.at_level(logging.INFO, LOGGER):
+        assert app.get("/query", params={"sql": "SELECT c2c_profiler_touch(:x)"}).json == {"value": 1}
+    assert len(explains(caplog)) == 1
+    with psycopg.connect(postgres_url) as connection:
+        row = connection.execute("SELECT count(*) FROM c2c_profiler_calls").fetchone()
+    assert row == (1,)  # the statement's own call, not EXPLAIN ANALYZE's
+
+
+def test_off_again_nothing_is_explained(app: webtest.TestApp, caplog: pytest.LogCaptureFixture) -> None:
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    app.get("/c2c/sql_profiler?enable=0", headers=HEADERS)
+    with caplog.at_level(logging.INFO, LOGGER):
+        app.get("/query?x=5")
+    assert explains(caplog) == []
+
+
+def test_a_failing_explain_does_not_break_the_request(
+    app: webtest.TestApp, caplog: pytest.LogCaptureFixture, engine: sqlalchemy.Engine
+) -> None:
+    app.get("/c2c/sql_profiler?enable=1", headers=HEADERS)
+    with caplog.at_level(logging.INFO, LOGGER), engine.begin() as connection:
+        # EXPLAIN of a statement that ran fine but cannot be explained: a SELECT INTO.
+        connection.execute(text("SELECT 1 AS a INTO TEMPORARY TABLE c2c_profiler_tmp"))
+        assert connection.execute(text("SELECT a FROM c2c_profiler_tmp")).scalar() == 1
+    assert "could not explain" in caplog.text
