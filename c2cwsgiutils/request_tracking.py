@@ -131,8 +131,21 @@ def _forget(token: Token[str | None]) -> None:
         current_request_id.set(None)
 
 
-class _ForgetOnClose:
-    """A response body that un-publishes the request ID once the server has closed it."""
+class _ListBodyThenForget(list):  # type: ignore[type-arg]
+    """The usual body, a list of chunks, that un-publishes the request ID when the server closes it.
+
+    A list subclass, so that the server iterates it at C speed.
+    """
+
+    __slots__ = ("_token",)
+    _token: Token[str | None]
+
+    def close(self) -> None:
+        _forget(self._token)
+
+
+class _BodyThenForget:
+    """Any other body, wrapped to un-publish the request ID when the server closes it."""
 
     __slots__ = ("_body", "_token")
 
@@ -153,8 +166,14 @@ class _ForgetOnClose:
 
 
 def _forget_when_sent(response: Response, token: Token[str | None], environ: Mapping[str, Any]) -> None:
-    body = response.app_iter
-    file_wrapper = None if type(body) is list else environ.get("wsgi.file_wrapper")  # a list: the common case
+    # The body is read and set past the app_iter property, whose setter would drop Content-Length.
+    body = response._app_iter
+    if type(body) is list:
+        wrapped = _ListBodyThenForget(body)
+        wrapped._token = token
+        response._app_iter = wrapped
+        return
+    file_wrapper = environ.get("wsgi.file_wrapper")
     if file_wrapper is not None and isinstance(body, file_wrapper):
         # Keep the server's sendfile path: chain onto the wrapper's own close instead.
         original_close = getattr(body, "close", None)
@@ -168,8 +187,7 @@ def _forget_when_sent(response: Response, token: Token[str | None], environ: Map
 
         body.close = close
         return
-    # Set past the property, whose setter would drop the Content-Length header.
-    response._app_iter = _ForgetOnClose(body, token)
+    response._app_iter = _BodyThenForget(body, token)
 
 
 def tween_factory(
@@ -181,7 +199,8 @@ def tween_factory(
     def request_tracking_tween(request: Request) -> Response:
         # A plain attribute: a reified request method would cost ~18 µs per request, as
         # Pyramid builds a new class for every request that has one.
-        parent_id = _parent_request_id()
+        # Set at this point only inside a subrequest (the outer request forgets it when sent).
+        parent_id = current_request_id.get() and _parent_request_id()
         request_id = request.c2c_request_id = parent_id or request_id_from_environ(request.environ, keys)
         token = current_request_id.set(request_id)
         try:
