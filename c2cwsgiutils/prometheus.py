@@ -1,0 +1,384 @@
+"""The Prometheus backend of the metrics: ``{C2C_BASE_PATH}/metrics``, or a port of its own.
+
+Under gunicorn every worker is a process of its own, so the metrics use ``prometheus_client``'s
+multiprocess mode: each worker writes its values to memory-mapped files in
+``PROMETHEUS_MULTIPROC_DIR``, and whoever answers a scrape reads them all. ``c2cwsgiutils_run``
+creates and empties that directory before gunicorn starts (:func:`prepare_multiprocess_directory`),
+the gunicorn configuration's ``child_exit`` hook marks dead workers
+(:func:`mark_process_dead`), and with ``C2C_PROMETHEUS_PORT`` its ``when_ready`` hook serves the
+metrics from the gunicorn master (:func:`serve_from_master`).
+
+Importing this module does not import ``prometheus_client`` (extra ``prometheus``).
+"""
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+
+from c2cwsgiutils import extras
+from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, parse_bool, setting
+from c2cwsgiutils.stats import Backend, Key, Tags
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+"""The text format every Prometheus reads (our names are classic ones: the body is the same)."""
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+_LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+MAX_METRICS = 1000
+"""Metric names (and label sets) the API may create per process; more are dropped with a warning."""
+
+
+def _prefix(raw: str) -> str:
+    if raw and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", raw):
+        raise ValueError("expected letters, digits and underscores, not starting with a digit")
+    return raw
+
+
+@dataclasses.dataclass(frozen=True)
+class PrometheusSettings(SettingsGroup):
+    """The Prometheus backend."""
+
+    TITLE = "Prometheus"
+
+    view: bool = setting(
+        "C2C_PROMETHEUS",
+        "c2c.prometheus",
+        False,
+        "Switch the Prometheus backend on, with the metrics of every worker at `{C2C_BASE_PATH}/metrics`.",
+        parse=parse_bool,
+    )
+    secret: str | None = setting(
+        "C2C_PROMETHEUS_SECRET",
+        "c2c.prometheus_secret",
+        None,
+        "If set, `{C2C_BASE_PATH}/metrics` asks for it (`X-API-Key` header or `secret` parameter).",
+        secret=True,
+    )
+    port: int | None = setting(
+        "C2C_PROMETHEUS_PORT",
+        None,
+        None,
+        "Switch the Prometheus backend on, with the metrics served on this port by the gunicorn "
+        "master (on every address), apart from the app.",
+        parse=int_at_least(1),
+    )
+    prefix: str = setting(
+        "C2C_PROMETHEUS_PREFIX",
+        "c2c.prometheus_prefix",
+        "c2cwsgiutils_",
+        "Prefix of the name of every Prometheus metric the toolkit and `c2cwsgiutils.stats` make.",
+        parse=_prefix,
+    )
+
+    @property
+    def on(self) -> bool:
+        """Tell whether the backend is on."""
+        return self.view or self.port is not None
+
+
+def metric_name(prefix: str, key: Key, suffix: str) -> str:
+    """Return the Prometheus name of a key: the prefix, the parts joined by ``_``, the unit suffix."""
+    name = prefix + "_".join(_NAME_UNSAFE.sub("_", part) for part in key)
+    if name[:1].isdigit():
+        name = "_" + name
+    return name if name.endswith(suffix) else name + suffix
+
+
+def label_name(name: str) -> str:
+    """Return a valid label name (``__`` names are Prometheus's own)."""
+    label = _LABEL_UNSAFE.sub("_", name).lstrip("_") or "tag"
+    return "_" + label if label[0].isdigit() else label
+
+
+class PrometheusBackend(Backend):
+    """Histograms for timers, counters and gauges, written to the multiprocess directory when set."""
+
+    def __init__(self, prefix: str = "c2cwsgiutils_") -> None:
+        client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS")
+        self.client = client
+        self.prefix = prefix
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # In multiprocess mode the values live in files, read by a fresh registry at each scrape.
+        self.registry = client.CollectorRegistry(auto_describe=True)
+        self._register = None if self.multiprocess else self.registry
+        self._lock = threading.Lock()
+        self._metrics: dict[tuple[str, str], tuple[Any, tuple[str, ...]]] = {}
+        self._refused: set[str] = set()
+        self._children: dict[tuple[str, Key, Any], Any] = {}
+        self._warn_lock = threading.Lock()
+        labels = ("route", "method", "status")
+        self.requests = client.Histogram(
+            f"{prefix}request_duration_seconds",
+            "Time to answer a request, rendering included, by route, method and status.",
+            labels,
+            registry=self._register,
+        )
+        self.renders = client.Histogram(
+            f"{prefix}render_duration_seconds",
+            "Time to render a view's result, by route, method and status.",
+            labels,
+            registry=self._register,
+        )
+        self.queries = client.Histogram(
+            f"{prefix}sql_duration_seconds",
+            "Time to run an SQL query, by normalised query.",
+            ("query",),
+            registry=self._register,
+        )
+
+    def _metric(self, kind: str, key: Key, tags: Tags) -> Any:
+        cache_key = (kind, key, tuple(sorted(tags.items())) if tags else None)
+        child = self._children.get(cache_key)
+        if child is None:
+            child = self._new_metric(kind, key, tags)
+            if child is not None and len(self._children) < 10 * MAX_METRICS:
+                self._children[cache_key] = child
+        return child
+
+    def _new_metric(self, kind: str, key: Key, tags: Tags) -> Any:
+        suffix = {"histogram": "_seconds", "counter": "_total", "gauge": ""}[kind]
+        name = metric_name(self.prefix, key, suffix)
+        labels = tuple(sorted(label_name(tag) for tag in tags)) if tags else ()
+        found = self._metrics.get((kind, name))
+        if found is None:
+            with self._lock:
+                found = self._metrics.get((kind, name))
+                if found is None:
+                    if len(self._metrics) >= MAX_METRICS:
+                        self._refuse(name, f"more than {MAX_METRICS} metrics")
+                        return None
+                    documentation = f"c2cwsgiutils.stats {kind} {'/'.join(key)}"
+                    if kind == "histogram":
+                        metric = self.client.Histogram(name, documentation, labels, registry=self._register)
+                    elif kind == "counter":
+                        # The client adds _total to a counter's name itself.
+                        metric = self.client.Counter(
+                            name.removesuffix("_total"), documentation, labels, registry=self._register
+                        )
+                    else:
+                        metric = self.client.Gauge(
+                            name,
+                            documentation,
+                            labels,
+                            registry=self._register,
+                            multiprocess_mode="mostrecent",
+                        )
+                    found = self._metrics[(kind, name)] = (metric, labels)
+        metric, known = found
+        if known != labels:
+            self._refuse(name, f"labels {list(labels)} instead of {list(known)}")
+            return None
+        if not labels:
+            return metric
+        assert tags is not None  # noqa: S101 (labels come from them)
+        return metric.labels(**{label_name(tag): str(value) for tag, value in tags.items()})
+
+    def _refuse(self, name: str, why: str) -> None:
+        with self._warn_lock:
+            if name in self._refused:
+                return
+            self._refused.add(name)
+        from c2cwsgiutils.pyramid_logging import RateLimitedWarning  # noqa: PLC0415
+
+        RateLimitedWarning(source="c2cwsgiutils prometheus")(f"metric {name} dropped: {why}")
+
+    def timer(self, key: Key, seconds: float, tags: Tags = None) -> None:
+        """Observe the duration in the key's histogram (``<key>_seconds``)."""
+        metric = self._metric("histogram", key, tags)
+        if metric is not None:
+            metric.observe(seconds)
+
+    def gauge(self, key: Key, value: float, tags: Tags = None) -> None:
+        """Set the key's gauge (the last value set, whichever worker set it)."""
+        metric = self._metric("gauge", key, tags)
+        if metric is not None:
+            metric.set(value)
+
+    def counter(self, key: Key, increment: float, tags: Tags = None) -> None:
+        """Add to the key's counter (``<key>_total``)."""
+        metric = self._metric("counter", key, tags)
+        if metric is not None:
+            metric.inc(increment)
+
+    def request(self, method: str, route: str, status: int, seconds: float, render: float | None) -> None:
+        """Observe the request (and its rendering) in the histograms labelled by route, method, status."""
+        self.requests.labels(route, method, str(status)).observe(seconds)
+        if render is not None:
+            self.renders.labels(route, method, str(status)).observe(render)
+
+    def sql(self, query: str, seconds: float) -> None:
+        """Observe the query's duration, labelled by its normalised text."""
+        self.queries.labels(query).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """Return the metrics of every worker (or of this process) in the text format, and its type."""
+        client = self.client
+        if self.multiprocess:
+            registry = client.CollectorRegistry()
+            multiprocess = extras.require("prometheus_client.multiprocess", "prometheus", "C2C_PROMETHEUS")
+            multiprocess.MultiProcessCollector(registry)
+            add_process_collectors(registry)
+        else:
+            registry = self.registry
+            if not getattr(registry, "_c2c_process_collectors", False):
+                add_process_collectors(registry)
+                registry._c2c_process_collectors = True
+        return client.generate_latest(registry), TEXT_FORMAT
+
+
+class _ProcessesCollector:
+    """The process collector's metrics (CPU, memory, files) of each gunicorn process, labelled by pid."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+
+    def collect(self) -> Iterable[Any]:
+        client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS")
+        families: dict[str, Any] = {}
+        for pid in self.pids():
+            collector = client.ProcessCollector(pid=lambda pid=pid: pid, registry=None)
+            for family in collector.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = client.Metric(
+                        family.name, family.documentation, family.type
+                    )
+                for sample in family.samples:
+                    merged.samples.append(sample._replace(labels={**sample.labels, "pid": str(pid)}))
+        return list(families.values())
+
+
+def master_and_workers() -> list[int]:
+    """Return this process (a gunicorn master) and its children."""
+    try:
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text(encoding="ascii")
+    except OSError:
+        children = ""
+    return [os.getpid(), *(int(child) for child in children.split())]
+
+
+def gunicorn_pids() -> list[int]:
+    """Return this gunicorn's master and workers, when this is one of them; else this process."""
+    if not os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        return [os.getpid()]
+    master = os.getppid() if _is_child_of_gunicorn() else os.getpid()
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii").split()
+    except OSError:
+        return [os.getpid()]
+    return [master, *(int(child) for child in children)]
+
+
+def _is_child_of_gunicorn() -> bool:
+    try:
+        command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"gunicorn" in command
+
+
+def add_process_collectors(registry: Any) -> None:
+    """Add the process metrics of every gunicorn process and the Python platform's to ``registry``."""
+    client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS")
+    registry.register(_ProcessesCollector(gunicorn_pids))
+    client.PlatformCollector(registry=registry)
+
+
+def metrics_view(request: Request) -> Response:
+    """Answer a scrape: the metrics of every worker in the text exposition format."""
+    from c2cwsgiutils import stats  # noqa: PLC0415
+
+    backend = stats.backend(PrometheusBackend)
+    if backend is None:
+        return Response(status=404)
+    body, content_type = backend.exposition()
+    response = Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+# The gunicorn side: the multiprocess directory and the master's server.
+
+
+def enabled(environ: Mapping[str, str], ini_settings: Mapping[str, Any] | None = None) -> bool:
+    """Tell whether the backend is on, from the environment and the app's ini settings."""
+    try:
+        return PrometheusSettings.resolve(ini_settings, environ).on
+    except ValueError:
+        return False  # the app's include says what is wrong
+
+
+def default_directory(master_pid: int) -> Path:
+    """Return a gunicorn master's multiprocess directory: ``$TMPDIR/c2cwsgiutils-prometheus-<uid>/<pid>``."""
+    return Path(tempfile.gettempdir()) / f"c2cwsgiutils-prometheus-{os.getuid()}" / str(master_pid)
+
+
+def prepare_multiprocess_directory(environ: Mapping[str, str], master_pid: int) -> dict[str, str]:
+    """Create or empty the multiprocess directory; return the environment gunicorn needs for it.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` if set (its ``*.db`` files are removed), else
+    :func:`default_directory` (whose siblings of masters that are gone are removed).
+    """
+    given = environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in directory.glob("*.db"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return {MULTIPROC_ENV: str(directory)}
+    directory = default_directory(master_pid)
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        for sibling in directory.parent.iterdir():
+            if sibling.name.isdigit() and sibling != directory and not Path(f"/proc/{sibling.name}").exists():
+                shutil.rmtree(sibling, ignore_errors=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    return {MULTIPROC_ENV: str(directory)}
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn's ``child_exit``); its counters and histograms stay."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return
+    multiprocess = extras.require("prometheus_client.multiprocess", "prometheus", "C2C_PROMETHEUS")
+    multiprocess.mark_process_dead(pid)
+
+
+def serve_from_master(port: int) -> None:
+    """Serve the metrics of every worker on ``port`` from this process (the gunicorn master)."""
+    client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS_PORT")
+    registry = client.CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess = extras.require("prometheus_client.multiprocess", "prometheus", "C2C_PROMETHEUS_PORT")
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(_ProcessesCollector(master_and_workers))
+    client.PlatformCollector(registry=registry)
+    client.start_http_server(port, registry=registry)
+
+
+def prepare_for_run(environ: Mapping[str, str], config_file: str, master_pid: int) -> dict[str, str]:
+    """For ``c2cwsgiutils_run``: the multiprocess directory's environment when the backend is on, else ``{}``.
+
+    The backend is on by the environment or by the app section of the ini file.
+    """
+    from c2cwsgiutils import loader  # noqa: PLC0415 (only the run command needs it)
+
+    try:
+        ini_settings = dict(loader.get_loader(config_file).app_context().config())
+    except Exception:  # the check has passed; an app section that is a pipeline has no settings of its own
+        ini_settings = {}
+    if not enabled(environ, ini_settings):
+        return {}
+    return prepare_multiprocess_directory(environ, master_pid)
