@@ -50,6 +50,8 @@ docs: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/logging_json.py
+	$(BIN)/python bench/stats.py
+	$(BIN)/python bench/db.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info

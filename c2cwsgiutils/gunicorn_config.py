@@ -11,14 +11,23 @@ directly.
 import os
 from typing import Any
 
-from c2cwsgiutils import master_identity
+from c2cwsgiutils import master_identity, prometheus
 from c2cwsgiutils.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
 
 
 def on_starting(server: Any) -> None:
-    """Record the master's identity beside its pid file, which gunicorn has just written."""
+    """Record the master's identity beside its pid file, which gunicorn has just written.
+
+    Also prepare Prometheus' multiprocess directory if ``c2cwsgiutils_run`` did not (gunicorn
+    started directly), before any worker is forked.
+    """
+    if prometheus.MULTIPROC_ENV not in os.environ and prometheus.enabled(os.environ):
+        try:
+            os.environ.update(prometheus.prepare_multiprocess_directory(os.environ, os.getpid()))
+        except OSError as error:
+            server.log.warning("cannot prepare the Prometheus multiprocess directory: %s", error)
     pid_file = server.cfg.pidfile
     if pid_file is None:
         return
@@ -33,3 +42,21 @@ def on_exit(server: Any) -> None:
     """Remove the master's identity file; gunicorn has just removed its pid file."""
     if server.cfg.pidfile is not None:
         master_identity.forget(server.cfg.pidfile)
+
+
+def when_ready(server: Any) -> None:
+    """Serve the Prometheus metrics of every worker on ``C2C_PROMETHEUS_PORT``, from the master."""
+    try:
+        port = prometheus.PrometheusSettings.declaration("port").resolve(None)
+        if port is not None:
+            prometheus.serve_from_master(port)
+    except Exception as error:  # serving the app matters more
+        server.log.warning("cannot serve the Prometheus metrics on their own port: %s", error)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Tell Prometheus' multiprocess mode that a worker is gone."""
+    try:
+        prometheus.mark_process_dead(worker.pid)
+    except Exception as error:
+        server.log.warning("cannot mark worker %s dead for Prometheus: %s", worker.pid, error)

@@ -20,6 +20,11 @@ FEATURES = (
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.errors",
     "c2cwsgiutils.logging_view",
+    # SQLAlchemy is imported only when C2C_SQL_REQUEST_ID or SQL_PROFILER_SECRET is set.
+    "c2cwsgiutils.db",
+    "c2cwsgiutils.sql_profiler",
+    # Metrics: the backends of the settings; the tween only when one of them is on.
+    "c2cwsgiutils.stats_pyramid",
 )
 
 

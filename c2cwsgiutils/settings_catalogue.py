@@ -24,6 +24,10 @@ FEATURE_MODULES = (
     "c2cwsgiutils.logging_view",
     "c2cwsgiutils.gunicorn_settings",
     "c2cwsgiutils.broadcast",
+    "c2cwsgiutils.db",
+    "c2cwsgiutils.sql_profiler",
+    "c2cwsgiutils.stats",
+    "c2cwsgiutils.prometheus",
 )
 MASK = "***"
 

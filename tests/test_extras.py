@@ -14,7 +14,8 @@ import importlib.abc, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice", "redis"}:
+        blocked = {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice", "redis", "prometheus_client"}
+        if name.split(".")[0] in blocked:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -32,7 +33,7 @@ sys.exit(run.main([]))
 
 def test_core_dependencies_leave_the_features_libraries_to_extras() -> None:
     core = " ".join(PYPROJECT["project"]["dependencies"]).lower()
-    for library in ("gunicorn", "sqlalchemy", "psycopg", "cornice", "redis"):
+    for library in ("gunicorn", "sqlalchemy", "psycopg", "cornice", "redis", "prometheus"):
         assert library not in core
 
 

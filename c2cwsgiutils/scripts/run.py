@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
-from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, wsgi_app
+from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, wsgi_app
 from c2cwsgiutils.config_utils import SettingError
 
 APP = "c2cwsgiutils.wsgi_app:create_application()"
@@ -93,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does 
     except master_identity.PidFileError as error:
         print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
         return 2
+    try:
+        # Before gunicorn forks: prometheus_client reads it when a worker imports it.
+        os.environ.update(prometheus.prepare_for_run(environ, wsgi_app.config_file(environ), os.getpid()))
+    except OSError as error:
+        print(f"c2cwsgiutils_run: the Prometheus metrics stay per worker: {error}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, command)  # noqa: S606 (replacing ourselves with gunicorn is the point)

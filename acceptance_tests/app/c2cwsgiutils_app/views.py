@@ -7,8 +7,11 @@ from typing import Any
 from pyramid import httpexceptions
 from pyramid.config import Configurator
 from pyramid.request import Request
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
+from c2cwsgiutils import stats
+from c2cwsgiutils.db import engine_of
 from c2cwsgiutils_app.models import Hello
 
 LOG = logging.getLogger(__name__)
@@ -29,10 +32,33 @@ def ping(request: Request) -> dict[str, Any]:
     return {"pong": True}
 
 
+def _engine(session: Session) -> dict[str, Any]:
+    """Say which engine the session uses now and, on PostgreSQL, whether that server is a replica."""
+    answer: dict[str, Any] = {"engine": engine_of(session)}
+    if session.get_bind(clause=select(1)).dialect.name == "postgresql":
+        answer["in_recovery"] = session.scalar(select(func.pg_is_in_recovery()))
+    return answer
+
+
 def hello_list(request: Request) -> dict[str, Any]:
-    """List the greetings."""
+    """List the greetings, saying which engine answered (a GET reads from the replica)."""
     values = request.dbsession.scalars(select(Hello.value).order_by(Hello.id)).all()
-    return {"values": list(values)}
+    return {"values": list(values), **_engine(request.dbsession)}
+
+
+def hello_write(request: Request) -> dict[str, Any]:
+    """Store ``?value=`` in a GET through the session's connection, which no routing rule can see.
+
+    On ``/api/hello/write`` the replica refuses it (read-only transaction, a 500);
+    ``/api/hello/forced_write`` is forced to the primary by ``force_master`` and succeeds.
+    """
+    value = request.params.get("value", "")
+    if not 0 < len(value) <= 200:
+        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    request.dbsession.connection().execute(insert(Hello).values(value=value))
+    answer = _engine(request.dbsession)
+    request.dbsession.commit()
+    return {"value": value, **answer}
 
 
 def hello_post(request: Request) -> dict[str, Any]:
@@ -46,13 +72,16 @@ def hello_post(request: Request) -> dict[str, Any]:
         raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
     request.dbsession.add(Hello(value=value))
     request.dbsession.commit()
+    # Read after write: this request reads from the primary, which has the new row.
+    count = request.dbsession.scalar(select(func.count()).select_from(Hello).where(Hello.value == value))
     request.response.status = 201
-    return {"value": value}
+    return {"value": value, "found": count, **_engine(request.dbsession)}
 
 
 def error(request: Request) -> dict[str, Any]:
     """Fail on demand: ``?status=N`` raises that HTTP error, ``?status=500`` an unexpected exception."""
     status = request.params.get("status", "500")
+    stats.increment_counter(["errors_on_demand"], tags={"status": status[:3]})
     if status == "500":
         raise RuntimeError("failure on demand")
     make_error = _HTTP_ERRORS.get(int(status) if status.isdigit() else 0)
@@ -68,7 +97,9 @@ def sleep(request: Request) -> dict[str, Any]:
     except ValueError:
         raise httpexceptions.HTTPBadRequest("seconds must be a number") from None
     LOG.info("sleeping %ss for request %s", seconds, request.c2c_request_id)
-    time.sleep(seconds)
+    # The app's own timer: "sleep" in stats.json, <prefix>.sleep (statsd), <prefix>sleep_seconds.
+    with stats.timer_context(["sleep"]):
+        time.sleep(seconds)
     return {"slept": seconds}
 
 
@@ -79,6 +110,10 @@ def includeme(config: Configurator) -> None:
     config.add_route("hello", "/api/hello")
     config.add_view(hello_list, route_name="hello", renderer="json", request_method=("GET", "HEAD"))
     config.add_view(hello_post, route_name="hello", renderer="json", request_method="POST")
+    config.add_route("hello_write", "/api/hello/write")
+    config.add_view(hello_write, route_name="hello_write", renderer="json", request_method="GET")
+    config.add_route("hello_forced_write", "/api/hello/forced_write")
+    config.add_view(hello_write, route_name="hello_forced_write", renderer="json", request_method="GET")
     config.add_route("error", "/api/error")
     config.add_view(error, route_name="error", renderer="json")
     config.add_route("sleep", "/api/sleep")
