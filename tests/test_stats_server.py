@@ -157,7 +157,11 @@ def _ping_count(text: str) -> float:
 
 def test_prometheus_metrics_sum_every_worker_also_after_one_was_killed(start_server: StartServer) -> None:
     server = start_server(env={"C2C_PROMETHEUS": "1"}, workers=4)
-    _wait(lambda: len(server.worker_pids()) == 4)
+    # Every worker has loaded the app (a worker still loading it takes no request).
+    _wait(
+        lambda: len(set(re.findall(r"c2cwsgiutils_app ready in process (\d+)", server.log()))) == 4,
+        timeout=30,
+    )
     pids = _ping_on_new_connections(server, 40)
     assert len(pids) > 1
     text = _scrape(server)

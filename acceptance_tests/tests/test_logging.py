@@ -87,6 +87,10 @@ def set_level(server: AppServer, level: str, name: str = "c2cwsgiutils_app") -> 
 
 def test_level_set_once_is_seen_by_every_worker(start_server: StartServer) -> None:
     server = start_server(env=LEVEL_ENV, workers=4)
+    # Every worker has loaded the app (a worker still loading it takes no request).
+    wait_for(
+        lambda: len(set(re.findall(r"ready in process (\d+)", server.log()))) == 4, "workers not ready", 30
+    )
     set_level(server, "DEBUG")
     deadline = time.monotonic() + 1
     while {level_of(server)[0] for _ in range(8)} != {"DEBUG"}:
