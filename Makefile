@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run reload test lint typecheck pytest services bench docs clean
+.PHONY: run reload test lint typecheck pytest services bench bench-instructions docs clean
 
 # The venv is rebuilt when the packages' definitions change; [dev] includes [all], as the image.
 $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
@@ -41,6 +41,10 @@ pytest: $(BIN)/.installed
 ## services: what the tests need beyond PostgreSQL and Redis (a streaming replica on port 5433)
 services:
 	scripts/pg-replica.sh
+
+## bench-instructions: instructions per request counted by valgrind, deterministic (a few minutes)
+bench-instructions: $(BIN)/.installed
+	$(BIN)/python bench/instructions.py
 
 ## docs: regenerate README's settings tables from the settings declarations
 docs: $(BIN)/.installed

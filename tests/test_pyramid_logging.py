@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -226,3 +227,22 @@ def test_default_config_routes_gunicorn_through_the_same_handlers() -> None:
     assert config["root"]["handlers"] == ["json", "syslog"]
     assert config["loggers"]["gunicorn.access"] == {"level": "INFO", "handlers": [], "propagate": True}
     assert config["loggers"]["myapp"] == {"level": "INFO"}
+
+
+def raise_chained() -> None:
+    try:
+        {}["missing"]
+    except KeyError as error:
+        raise ValueError("while handling it") from error
+
+
+def test_exception_text_is_the_standard_one_without_position_markers() -> None:
+    try:
+        raise_chained()
+    except ValueError:
+        exc_info = sys.exc_info()
+    standard = logging.Formatter().formatException(exc_info)
+    markers = [line for line in standard.splitlines() if line.strip() and not set(line.strip()) - set("^~")]
+    without_markers = "\n".join(line for line in standard.splitlines() if line not in markers)
+    assert pyramid_logging.JsonFormatter(host="h").formatException(exc_info) == without_markers
+    assert "The above exception was the direct cause" in without_markers
