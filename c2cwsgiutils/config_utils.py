@@ -172,6 +172,14 @@ def parse_duration(raw: str) -> float:
     return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
 
 
+def parse_positive_duration(raw: str) -> float:
+    """Parse a duration that must be more than zero (a timeout, an interval)."""
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
 def get_duration(
     settings: Mapping[str, Any] | None,
     env_name: str | None,

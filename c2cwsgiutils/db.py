@@ -21,7 +21,7 @@ from pyramid.response import Response
 from pyramid.tweens import EXCVIEW
 
 from c2cwsgiutils import extras
-from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, parse_duration, setting
+from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
 
 if TYPE_CHECKING:
@@ -32,13 +32,6 @@ _SCOPED_SESSIONS_KEY = "c2cwsgiutils.db.scoped_sessions"
 ENGINES_KEY = "c2cwsgiutils.db.engines"
 """Registry key of the engines made by :func:`setup_session`, by settings prefix."""
 TWEEN = "c2cwsgiutils.db.tween_factory"
-
-
-def _positive_duration(raw: str) -> float:
-    value = parse_duration(raw)
-    if value <= 0:
-        raise ValueError("must be more than 0")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +54,7 @@ class DbSettings(SettingsGroup):
         10.0,
         "While the replica does not answer, reads go to the primary; this is how often a worker tries "
         "the replica again (a duration).",
-        parse=_positive_duration,
+        parse=parse_positive_duration,
         default_doc="`10s`",
     )
 

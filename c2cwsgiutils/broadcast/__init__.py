@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from pyramid.config import Configurator
 
 from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport, Transport, process_role
-from c2cwsgiutils.config_utils import SettingsGroup, parse_duration, setting
+from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
 
 __all__ = [
@@ -58,13 +58,6 @@ T = TypeVar("T")
 
 BROADCASTER = Broadcaster()
 """The broadcaster of this process: its subscriptions, transport and listener. ``reset()`` in tests."""
-
-
-def _positive_duration(raw: str) -> float:
-    value = parse_duration(raw)
-    if value <= 0:
-        raise ValueError("must be more than 0")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +86,7 @@ class BroadcastSettings(SettingsGroup):
         "c2c.redis_timeout",
         2.0,
         "How long a Redis connection or command may take before Redis counts as away.",
-        parse=_positive_duration,
+        parse=parse_positive_duration,
         default_doc="`2s`",
     )
     directory: str | None = setting(
