@@ -9,9 +9,11 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Self
 
 import psycopg
 import pytest
@@ -137,3 +139,57 @@ def request_in_flight() -> RequestInFlight:
     status.
     """
     return _request_in_flight
+
+
+class Load:
+    """Clients requesting a URL in threads, half on keep-alive connections, half one-shot.
+
+    ``with Load(url) as load:`` runs them during the block; ``load.outcomes`` counts the answers
+    by status (or by exception name), and :meth:`wait_for_requests` waits for more of them.
+    """
+
+    def __init__(self, url: str, clients: int = 6) -> None:
+        self.url = url
+        self.outcomes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(index % 2 == 0,)) for index in range(clients)
+        ]
+
+    def _run(self, keep_alive: bool) -> None:
+        headers = {} if keep_alive else {"Connection": "close"}
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    outcome = str(session.get(self.url, headers=headers, timeout=10).status_code)
+                except requests.RequestException as error:
+                    outcome = type(error).__name__
+                with self._lock:
+                    self.outcomes[outcome] += 1
+
+    def total(self) -> int:
+        """Return how many requests have been answered (or have failed) so far."""
+        with self._lock:
+            return sum(self.outcomes.values())
+
+    def wait_for_requests(self, count: int, timeout: float = 30) -> None:
+        """Wait until ``count`` more requests are done."""
+        target = self.total() + count
+        deadline = time.monotonic() + timeout
+        while self.total() < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the load did {self.total() - target + count} of {count} requests in {timeout}s"
+                )
+            time.sleep(0.02)
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()

@@ -230,8 +230,9 @@ def test_default_config_routes_gunicorn_through_the_same_handlers() -> None:
 
 
 def raise_chained() -> None:
+    empty: dict[str, int] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError as error:
         raise ValueError("while handling it") from error
 

@@ -6,9 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script, free_port
-from tests.fixtures import RequestInFlight, RunScript, StartServer
+from tests.fixtures import Load, RequestInFlight, RunScript, StartServer
 
 
 def reload(run_script: RunScript, server: AppServer) -> subprocess.CompletedProcess[str]:
@@ -52,35 +50,15 @@ def test_reload_lets_in_flight_requests_finish(
 
 def test_reload_under_load_drops_no_request(start_server: StartServer, run_script: RunScript) -> None:
     server = start_server(workers=2)
-    outcomes: Counter[str] = Counter()
-    stop = threading.Event()
-
-    def load(keep_alive: bool) -> None:
-        session = requests.Session()
-        while not stop.is_set():
-            headers = {} if keep_alive else {"Connection": "close"}
-            try:
-                status = session.get(server.url("/api/ping"), headers=headers, timeout=10).status_code
-                outcomes[str(status)] += 1
-            except requests.RequestException as error:
-                outcomes[type(error).__name__] += 1
-
-    threads = [threading.Thread(target=load, args=(index % 2 == 0,)) for index in range(6)]
-    for thread in threads:
-        thread.start()
-    try:
-        time.sleep(1)
+    with Load(server.url("/api/ping")) as load:
+        load.wait_for_requests(50)
         for _ in range(2):
             before = server.worker_pids()
             assert reload(run_script, server).returncode == 0
             wait_for_new_workers(server, before)
-            time.sleep(1)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert set(outcomes) == {"200"}, outcomes
-    assert outcomes["200"] > 100
+            load.wait_for_requests(50)  # served by the new workers
+    assert set(load.outcomes) == {"200"}, load.outcomes
+    assert load.outcomes["200"] > 100
 
 
 def test_reload_without_pid_file_is_a_one_line_error(tmp_path: Path, run_script: RunScript) -> None:

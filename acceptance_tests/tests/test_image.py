@@ -5,10 +5,8 @@ the containers are buildah working containers on the host network (see image_ser
 """
 
 import os
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import requests
 
 from acceptance_tests.image_server import ImageServer, image_config
 from c2cwsgiutils import settings_catalogue
+from tests.fixtures import Load
 
 IMAGE = os.environ.get("C2C_TEST_IMAGE", "")
 pytestmark = pytest.mark.skipif(
@@ -130,24 +129,8 @@ def test_image_has_no_compiler(app: ImageServer) -> None:
 
 
 def test_reload_inside_the_container_drops_no_request(app: ImageServer) -> None:
-    outcomes: Counter[str] = Counter()
-    stop = threading.Event()
-
-    def load(keep_alive: bool) -> None:
-        session = requests.Session()
-        while not stop.is_set():
-            headers = {} if keep_alive else {"Connection": "close"}
-            try:
-                status = session.get(app.url("/api/ping"), headers=headers, timeout=10).status_code
-                outcomes[str(status)] += 1
-            except requests.RequestException as error:
-                outcomes[type(error).__name__] += 1
-
-    threads = [threading.Thread(target=load, args=(index % 2 == 0,)) for index in range(6)]
-    for thread in threads:
-        thread.start()
-    try:
-        time.sleep(1)
+    with Load(app.url("/api/ping")) as load:
+        load.wait_for_requests(50)
         for _ in range(2):
             before = app.worker_pids()
             result = app.exec("c2cwsgiutils_reload")
@@ -156,13 +139,9 @@ def test_reload_inside_the_container_drops_no_request(app: ImageServer) -> None:
             while app.worker_pids() & before or not app.worker_pids():
                 assert time.monotonic() < deadline, "workers not replaced"
                 time.sleep(0.1)
-            time.sleep(1)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert set(outcomes) == {"200"}, outcomes
-    assert outcomes["200"] > 100
+            load.wait_for_requests(50)  # served by the new workers
+    assert set(load.outcomes) == {"200"}, load.outcomes
+    assert load.outcomes["200"] > 100
 
 
 def test_starts_with_an_empty_environment() -> None:
