@@ -4,6 +4,7 @@ Runs when C2C_TEST_IMAGE names the app image, as `make acceptance-image` does af
 the containers are buildah working containers on the host network (see image_server.py).
 """
 
+import json
 import os
 import time
 import uuid
@@ -153,3 +154,81 @@ def test_starts_with_an_empty_environment() -> None:
         assert server.request("GET", "/api/ping") == (200, '{"pong": true}')
         assert server.request("POST", "/api/hello", {"value": "empty-env"})[0] == 201
         assert server.exec("c2cwsgiutils_healthcheck").returncode == 0
+
+
+# The features that have landed, switched on in the image by their settings, as a user would.
+FEATURE_SECRET = "image-secret"  # noqa: S105 (a test secret)
+
+
+@pytest.fixture(scope="module")
+def featured(postgres_url: str, postgres_replica_url: str) -> Iterator[ImageServer]:
+    """The app image with JSON logs, the log level view, stats.json, Prometheus, Redis and the replica."""
+    server = ImageServer(IMAGE)
+    server.env.update(
+        {
+            "SQLALCHEMY_URL": postgres_url,
+            "SQLALCHEMY_URL_SLAVE": postgres_replica_url,
+            "GUNICORN_WORKERS": "3",
+            "LOG_TYPE": "json",
+            "LOG_VIEW_SECRET": FEATURE_SECRET,
+            "STATS_VIEW": "1",
+            "C2C_PROMETHEUS": "1",
+            "C2C_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "C2C_BROADCAST_PREFIX": f"image-{uuid.uuid4()}",
+        }
+    )
+    with server:
+        deadline = time.monotonic() + 60
+        while len([line for line in server.log().splitlines() if "ready in process" in line]) < 3:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        yield server
+
+
+def json_log(server: ImageServer) -> list[dict[str, object]]:
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
+def test_image_logs_json_with_the_request(featured: ImageServer) -> None:
+    requests.get(featured.url("/api/ping"), headers={"X-Request-ID": "image-json"}, timeout=10)
+    deadline = time.monotonic() + 10
+    while not [r for r in json_log(featured) if r.get("request_id") == "image-json"]:
+        assert time.monotonic() < deadline, featured.log()
+        time.sleep(0.1)
+    (access,) = [r for r in json_log(featured) if r.get("request_id") == "image-json"]
+    assert (access["facility"], access["status"], access["path"]) == ("gunicorn.access", 200, "/api/ping")
+
+
+def test_image_log_level_view_reaches_every_worker(featured: ImageServer) -> None:
+    headers = {"X-API-Key": FEATURE_SECRET}
+    url = featured.url("/c2c/logging/level")
+    assert requests.post(
+        url, data={"name": "c2cwsgiutils_app", "level": "DEBUG"}, headers=headers, timeout=10
+    ).ok
+    deadline = time.monotonic() + 5
+    while True:
+        answers = [
+            requests.get(
+                f"{url}?name=c2cwsgiutils_app", headers={**headers, "Connection": "close"}, timeout=10
+            )
+            for _ in range(12)
+        ]
+        if {answer.json()["level"] for answer in answers} == {"DEBUG"}:
+            break
+        assert time.monotonic() < deadline, [answer.json() for answer in answers]
+        time.sleep(0.1)
+
+
+def test_image_stats_and_prometheus_count_the_requests(featured: ImageServer) -> None:
+    requests.get(featured.url("/c2c/stats.json?reset=1"), timeout=10)
+    for _ in range(9):
+        requests.get(featured.url("/api/ping"), headers={"Connection": "close"}, timeout=10)
+    timers = requests.get(featured.url("/c2c/stats.json"), timeout=10).json()["timers"]
+    assert timers["route/GET/ping/200"]["nb"] == 9
+    metrics = requests.get(featured.url("/c2c/metrics"), timeout=10).text
+    assert 'route="ping"' in metrics
+
+
+def test_image_reads_from_the_replica(featured: ImageServer) -> None:
+    answer = requests.get(featured.url("/api/hello"), timeout=10).json()
+    assert answer["in_recovery"] is True
