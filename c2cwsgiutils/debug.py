@@ -1,0 +1,221 @@
+"""The debug views, under ``{C2C_BASE_PATH}/debug/``, on when ``DEBUG_VIEW_SECRET`` is set.
+
+- ``stacks``: every thread's stack in every worker (``?format=text`` for a plain text dump);
+- ``memory``: the object types holding most memory in every worker (``?limit=N``, default 30);
+- ``headers``: the request as the app sees it (after proxies), secrets and cookies masked;
+- ``sleep?time=D``: answers after ``D`` (``5``, ``1.5s``, ``250ms``), to test timeouts.
+
+``stacks`` and ``memory`` ask every process through the broadcast (:mod:`c2cwsgiutils.broadcast`):
+the workers of this gunicorn, and with ``C2C_REDIS_URL`` those of every container sharing the
+Redis. So each block says which host and process it comes from, and this process's comes first.
+A worker busy with a request still answers: the broadcast listens in a thread of its own.
+"""
+
+import dataclasses
+import gc
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+
+from c2cwsgiutils import broadcast, scrub
+from c2cwsgiutils.config_utils import SettingsGroup, parse_duration, setting
+from c2cwsgiutils.include import first_time
+from c2cwsgiutils.ops_views import add_ops_view
+from c2cwsgiutils.responses import json_error, json_response
+
+STACKS_CHANNEL = "c2c_debug_stacks"
+MEMORY_CHANNEL = "c2c_debug_memory"
+STACKS_TIMEOUT = 5.0
+MEMORY_TIMEOUT = 30.0
+DEFAULT_MEMORY_LIMIT = 30
+MASK = "***"
+# Request headers that carry credentials whatever their names say; the others are masked when
+# their name looks like a secret's (scrub.is_secret_name: token, password, api key...).
+MASKED_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "x-api-key"))
+
+
+@dataclasses.dataclass(frozen=True)
+class DebugSettings(SettingsGroup):
+    """The debug views."""
+
+    TITLE = "Debug views"
+
+    secret: str | None = setting(
+        "DEBUG_VIEW_SECRET",
+        "c2c.debug_view_secret",
+        None,
+        "Switches on `{C2C_BASE_PATH}/debug/stacks`, `debug/memory`, `debug/headers` and "
+        "`debug/sleep`, and is the secret they ask for.",
+        secret=True,
+    )
+
+
+def _process() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+# Stacks.
+
+
+def dump_stacks() -> dict[str, Any]:
+    """Return every thread's stack in this process: each worker's answer to the stacks broadcast."""
+    threads = {thread.ident: thread for thread in threading.enumerate()}
+    dumped = []
+    for ident, frame in sys._current_frames().items():
+        thread = threads.get(ident)
+        dumped.append(
+            {
+                "id": ident,
+                "name": thread.name if thread is not None else None,
+                "daemon": thread.daemon if thread is not None else None,
+                "stack": [line.rstrip("\n") for line in traceback.format_stack(frame)],
+            }
+        )
+    dumped.sort(key=lambda entry: (entry["name"] != "MainThread", str(entry["name"])))
+    return {**_process(), "threads": dumped}
+
+
+def stacks_text(processes: list[dict[str, Any]]) -> str:
+    """Format the stacks of every process as plain text, one block per thread."""
+    blocks = []
+    for process in processes:
+        for thread in process["threads"]:
+            where = f"host {process['hostname']}, pid {process['pid']}"
+            header = f"# {where}, thread {thread['name']} ({thread['id']})"
+            blocks.append("\n".join([header, *thread["stack"]]))
+    return "\n\n".join(blocks) + "\n"
+
+
+def stacks_view(request: Request) -> Response:
+    """Answer the stacks of every thread of every process the broadcast reaches."""
+    processes = broadcast.broadcast(STACKS_CHANNEL, {}, expect_answers=True, timeout=STACKS_TIMEOUT) or []
+    if request.params.get("format") == "text":
+        return Response(stacks_text(processes), content_type="text/plain", charset="utf-8")
+    return json_response({"status": 200, "processes": processes})
+
+
+# Memory.
+
+
+def _type_name(kind: type) -> str:
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def memory_by_type(limit: int = DEFAULT_MEMORY_LIMIT) -> dict[str, Any]:
+    """Return the ``limit`` object types holding most memory in this process (shallow sizes).
+
+    Counted: the objects the garbage collector tracks, and the untracked ones they refer to
+    directly (strings, bytes, numbers), each once.
+    """
+    started = time.perf_counter()
+    sizes: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    objects = gc.get_objects()
+    seen = {id(obj) for obj in objects}
+    seen.add(id(objects))
+
+    def count(obj: Any) -> None:
+        name = _type_name(type(obj))
+        sizes[name] += sys.getsizeof(obj, 0)
+        counts[name] += 1
+
+    for obj in objects:
+        count(obj)
+    for obj in objects:
+        for referent in gc.get_referents(obj):
+            if id(referent) not in seen and not gc.is_tracked(referent):
+                seen.add(id(referent))
+                count(referent)
+    del objects
+    return {
+        **_process(),
+        "total_bytes": sum(sizes.values()),
+        "objects": sum(counts.values()),
+        "types": [
+            {"type": name, "bytes": size, "count": counts[name]} for name, size in sizes.most_common(limit)
+        ],
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def memory_view(request: Request) -> Response:
+    """Answer the object types holding most memory, per process."""
+    raw = request.params.get("limit", str(DEFAULT_MEMORY_LIMIT))
+    if not raw.isdigit() or int(raw) < 1:
+        return json_error(400, f"limit={raw!r}: expected a whole number of at least 1", _request_id(request))
+    processes = broadcast.broadcast(
+        MEMORY_CHANNEL, {"limit": int(raw)}, expect_answers=True, timeout=MEMORY_TIMEOUT
+    )
+    return json_response({"status": 200, "processes": processes or []})
+
+
+# Headers and sleep.
+
+
+def masked_headers(headers: Any) -> dict[str, str]:
+    """Return the headers with the values of credentials and cookies replaced by ``***``."""
+    return {
+        name: MASK if name.lower() in MASKED_HEADERS or scrub.is_secret_name(name) else value
+        for name, value in headers.items()
+    }
+
+
+def headers_view(request: Request) -> Response:
+    """Echo the request as the app sees it: headers (masked), client address, host, scheme, URL."""
+    return json_response(
+        {
+            "status": 200,
+            **_process(),
+            "method": request.method,
+            "url": scrub.scrub_url(request.url),
+            "scheme": request.scheme,
+            "host": request.host,
+            "client_addr": request.client_addr,
+            "headers": masked_headers(request.headers),
+        }
+    )
+
+
+def sleep_view(request: Request) -> Response:
+    """Answer after ``?time=`` (seconds, or a duration such as ``250ms``)."""
+    raw = request.params.get("time", "")
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as error:
+        return json_error(400, f"time={raw!r}: {error}", _request_id(request))
+    time.sleep(seconds)
+    return json_response({"status": 200, **_process(), "slept_seconds": seconds})
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request, "c2c_request_id", None)
+
+
+def includeme(config: Configurator) -> None:
+    """Add the debug views when ``DEBUG_VIEW_SECRET`` is set."""
+    if not first_time(config, "debug"):
+        return
+    secret = DebugSettings.declaration("secret")
+    stacks_path = add_ops_view(
+        config, "debug_stacks", "/debug/stacks", stacks_view, secret=secret, request_method="GET"
+    )
+    if stacks_path is None:
+        return
+    add_ops_view(config, "debug_memory", "/debug/memory", memory_view, secret=secret, request_method="GET")
+    add_ops_view(
+        config, "debug_headers", "/debug/headers", headers_view, secret=secret, request_method=("GET", "POST")
+    )
+    add_ops_view(config, "debug_sleep", "/debug/sleep", sleep_view, secret=secret, request_method="GET")
+    config.include("c2cwsgiutils.broadcast")
+    broadcast.subscribe(STACKS_CHANNEL, dump_stacks)
+    broadcast.subscribe(MEMORY_CHANNEL, memory_by_type)

@@ -1,0 +1,154 @@
+"""The debug views: in-process, and stacks and memory gathered from the workers of a real gunicorn."""
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+import webtest
+
+from c2cwsgiutils import broadcast
+from tests.apps import make_app
+from tests.fixtures import StartServer
+
+KEY = "d3bug"
+HEADERS = {"X-API-Key": KEY}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[webtest.TestApp]:
+    for name in ("DEBUG_VIEW_SECRET", "C2C_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    broadcast.BROADCASTER.reset()
+    yield make_app(settings={"c2c.debug_view_secret": KEY})
+    broadcast.BROADCASTER.reset()
+
+
+@pytest.mark.parametrize("view", ["stacks", "memory", "headers", "sleep?time=0"])
+def test_views_are_off_without_the_secret(monkeypatch: pytest.MonkeyPatch, view: str) -> None:
+    monkeypatch.delenv("DEBUG_VIEW_SECRET", raising=False)
+    make_app().get(f"/c2c/debug/{view}", status=404)
+
+
+@pytest.mark.parametrize("view", ["stacks", "memory", "headers", "sleep?time=0"])
+def test_views_need_the_secret(app: webtest.TestApp, view: str) -> None:
+    assert app.get(f"/c2c/debug/{view}", status=403).json["status"] == 403
+    app.get(f"/c2c/debug/{view}", headers={"X-API-Key": "wrong"}, status=403)
+
+
+def test_stacks_show_every_thread_of_this_process(app: webtest.TestApp) -> None:
+    body = app.get(f"/c2c/debug/stacks?secret={KEY}").json
+    [process] = body["processes"]
+    assert process["pid"] == os.getpid()
+    main = process["threads"][0]
+    assert main["name"] == "MainThread"
+    assert any("in dump_stacks" in line for line in main["stack"])
+
+
+def test_stacks_as_text_say_where_each_block_comes_from(app: webtest.TestApp) -> None:
+    response = app.get("/c2c/debug/stacks?format=text", headers=HEADERS)
+    assert response.content_type == "text/plain"
+    assert re.search(
+        rf"^# host \S+, pid {os.getpid()}, thread MainThread \(\d+\)$", response.text, re.MULTILINE
+    )
+
+
+def test_memory_lists_the_biggest_types(app: webtest.TestApp) -> None:
+    [process] = app.get("/c2c/debug/memory?limit=5", headers=HEADERS).json["processes"]
+    assert len(process["types"]) == 5
+    sizes = [entry["bytes"] for entry in process["types"]]
+    assert sizes == sorted(sizes, reverse=True)
+    assert {"dict", "str", "function"} & {entry["type"] for entry in process["types"]}
+    assert process["total_bytes"] >= sum(sizes)
+
+
+def test_memory_rejects_a_bad_limit(app: webtest.TestApp) -> None:
+    app.get("/c2c/debug/memory?limit=many", headers=HEADERS, status=400)
+
+
+def test_headers_are_echoed_with_secrets_and_cookies_masked(app: webtest.TestApp) -> None:
+    body = app.get(
+        "/c2c/debug/headers?secret=" + KEY,
+        headers={
+            "Authorization": "Basic dXNlcjpwdw==",
+            "Cookie": "session=abc",
+            "X-Auth-Token": "tok",
+            "X-Forwarded-For": "203.0.113.7",
+            "Accept": "application/json",
+        },
+    ).json
+    headers = body["headers"]
+    assert headers["Authorization"] == headers["Cookie"] == headers["X-Auth-Token"] == "***"
+    assert headers["X-Forwarded-For"] == "203.0.113.7"
+    assert headers["Accept"] == "application/json"
+    assert KEY not in body["url"]
+
+
+def test_the_api_key_header_is_masked(app: webtest.TestApp) -> None:
+    assert app.get("/c2c/debug/headers", headers=HEADERS).json["headers"]["X-Api-Key"] == "***"
+
+
+def test_sleep_answers_after_the_time(app: webtest.TestApp) -> None:
+    started = time.monotonic()
+    assert app.get("/c2c/debug/sleep?time=300ms", headers=HEADERS).json["slept_seconds"] == 0.3
+    assert time.monotonic() - started >= 0.3
+
+
+def test_sleep_needs_a_time(app: webtest.TestApp) -> None:
+    app.get("/c2c/debug/sleep", headers=HEADERS, status=400)
+    app.get("/c2c/debug/sleep?time=soon", headers=HEADERS, status=400)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_stacks_come_from_every_worker_of_a_real_gunicorn(start_server: StartServer) -> None:
+    server = start_server(env={"DEBUG_VIEW_SECRET": KEY}, workers=4)
+    # Every worker has loaded the app, so every one listens to the broadcast.
+    _wait(lambda: len(set(re.findall(r"c2cwsgiutils_app ready in process (\d+)", server.log()))) == 4)
+    response = requests.get(server.url("/c2c/debug/stacks"), headers=HEADERS, timeout=20)
+    processes = response.json()["processes"]
+    assert {process["pid"] for process in processes} == server.worker_pids()
+    assert all(process["threads"] for process in processes)
+    text = requests.get(server.url("/c2c/debug/stacks?format=text"), headers=HEADERS, timeout=20).text
+    assert {
+        int(pid) for pid in re.findall(r"^# host \S+, pid (\d+), thread MainThread", text, re.MULTILINE)
+    } == (server.worker_pids())
+
+
+def test_a_worker_busy_with_a_request_still_shows_its_stack(start_server: StartServer) -> None:
+    server = start_server(env={"DEBUG_VIEW_SECRET": KEY}, workers=2)
+    _wait(lambda: len(set(re.findall(r"c2cwsgiutils_app ready in process (\d+)", server.log()))) == 2)
+    with requests.Session() as sleeper:
+        thread = threading.Thread(
+            target=lambda: sleeper.get(server.url("/c2c/debug/sleep?time=3"), headers=HEADERS, timeout=20)
+        )
+        thread.start()
+        try:
+
+            def sleeping() -> bool:
+                text = requests.get(
+                    server.url("/c2c/debug/stacks?format=text"), headers=HEADERS, timeout=20
+                ).text
+                return "in sleep_view" in text
+
+            _wait(sleeping, timeout=3)
+        finally:
+            thread.join()
+
+
+def test_memory_comes_from_every_worker_of_a_real_gunicorn(start_server: StartServer) -> None:
+    server = start_server(env={"DEBUG_VIEW_SECRET": KEY}, workers=2)
+    _wait(lambda: len(set(re.findall(r"c2cwsgiutils_app ready in process (\d+)", server.log()))) == 2)
+    processes = requests.get(server.url("/c2c/debug/memory?limit=3"), headers=HEADERS, timeout=60).json()[
+        "processes"
+    ]
+    assert {process["pid"] for process in processes} == server.worker_pids()
+    assert all(len(process["types"]) == 3 for process in processes)
