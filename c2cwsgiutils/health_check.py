@@ -1,0 +1,436 @@
+"""Health checks: ``{C2C_BASE_PATH}/health_check`` runs the app's checks, ``{C2C_BASE_PATH}/health`` none.
+
+The app makes a :class:`HealthCheck` in its WSGI main and adds its checks (databases, alembic
+migrations, URLs, its own functions); a request of ``{C2C_BASE_PATH}/health_check?max_level=N``
+runs those of level N or less (default 1) concurrently, each with its own timeout, and answers
+``{"status": 200|500, "successes": [...], "failures": {name: {"message": ...}}}``.
+
+``{C2C_BASE_PATH}/health`` (switched on by ``c2cwsgiutils.pyramid``) touches no dependency: it
+says that a worker answers, for a container ``HEALTHCHECK`` or a Kubernetes liveness probe.
+"""
+
+import concurrent.futures
+import contextvars
+import dataclasses
+import logging
+import math
+import os
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import requests
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+
+from c2cwsgiutils import extras
+from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
+from c2cwsgiutils.errors import ErrorsSettings
+from c2cwsgiutils.include import first_time
+from c2cwsgiutils.ops_views import add_ops_view
+from c2cwsgiutils.responses import json_error, json_response
+from c2cwsgiutils.scrub import scrub_text
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, scoped_session
+
+LOG = logging.getLogger(__name__)
+_USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
+_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]")
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthCheckSettings(SettingsGroup):
+    """The health checks."""
+
+    TITLE = "Health checks"
+
+    timeout: float = setting(
+        "C2C_HEALTH_CHECK_TIMEOUT",
+        "c2c.health_check_timeout",
+        5.0,
+        "How long one check of `{C2C_BASE_PATH}/health_check` may take before it fails as timed out "
+        "(a duration; a check can set its own). The checks run concurrently: the answer takes about "
+        "the longest check, at most the longest timeout.",
+        parse=parse_positive_duration,
+        default_doc="`5s`",
+    )
+
+
+def scrub_message(text: str) -> str:
+    """Remove secrets from a check's message: URL passwords and secret-looking query parameters."""
+    return scrub_text(_USERINFO.sub(r"\1:***@", text))
+
+
+class CheckTimeoutError(Exception):
+    """A check did not finish within its timeout."""
+
+
+@dataclasses.dataclass
+class _Check:
+    name: str
+    level: int
+    timeout: float
+    run: Callable[[Request], Any]
+
+
+@dataclasses.dataclass
+class _Outcome:
+    name: str
+    duration: float
+    error: BaseException | None = None
+
+
+class HealthCheck:
+    """The checks of ``{C2C_BASE_PATH}/health_check``; make one in the app's WSGI main.
+
+    Each check has a level (the request's ``max_level``, default 1, selects those at or below it)
+    and a timeout (``C2C_HEALTH_CHECK_TIMEOUT`` unless given). A check fails when it raises or
+    times out. A check still running from an earlier request (it hung) is not started again: the
+    new request waits for the same run, so a hanging dependency holds at most one thread per check.
+    With ``C2C_REDIS_URL`` set, a ``redis`` check (a PING) is added at level 1.
+    """
+
+    def __init__(self, config: Configurator) -> None:
+        self._checks: dict[str, _Check] = {}
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
+        self.default_timeout = HealthCheckSettings.of(config).timeout
+        self._development = ErrorsSettings.of(config).development
+        self._registry = config.registry
+        config.include("c2cwsgiutils.health_check")
+        add_ops_view(config, "health_check", "/health_check", self.view, request_method=("GET", "HEAD"))
+        from c2cwsgiutils.broadcast import BroadcastSettings  # noqa: PLC0415
+
+        broadcast_settings = BroadcastSettings.of(config)
+        if broadcast_settings.redis_url:
+            self._add_redis_check(broadcast_settings.redis_url, broadcast_settings.redis_timeout)
+
+    # Adding checks.
+
+    def add_check(
+        self, name: str, check_cb: Callable[[Request], Any], level: int = 1, timeout: float | None = None
+    ) -> None:
+        """Add a check: ``check_cb(request)`` fails by raising; its return value is ignored."""
+        if name in self._checks:
+            raise ValueError(f"there is already a health check named {name!r}")
+        self._checks[name] = _Check(
+            name, level, self.default_timeout if timeout is None else timeout, check_cb
+        )
+
+    def add_custom_check(
+        self, name: str, check_cb: Callable[[Request], Any], level: int = 1, timeout: float | None = None
+    ) -> None:
+        """Add the app's own check (the spec's name for :meth:`add_check`)."""
+        self.add_check(name, check_cb, level, timeout)
+
+    def add_url_check(
+        self,
+        url: str | Callable[[Request], str],
+        name: str | None = None,
+        check_cb: Callable[[Request, requests.Response], Any] | None = None,
+        timeout: float = 3,
+        level: int = 1,
+    ) -> None:
+        """Check that a GET of ``url`` (or of ``url(request)``) answers below 400, or passes ``check_cb``.
+
+        The check is named by its URL unless ``name`` is given (needed when ``url`` is a function).
+        ``timeout`` is the request's and the check's.
+        """
+        if name is None:
+            if not isinstance(url, str):
+                raise ValueError("a URL check whose URL is a function needs a name")
+            name = url
+
+        def check(request: Request) -> None:
+            target = url if isinstance(url, str) else url(request)
+            response = requests.get(target, timeout=timeout)
+            if check_cb is None:
+                response.raise_for_status()
+            else:
+                check_cb(request, response)
+
+        self.add_check(name, check, level, timeout)
+
+    def add_db_session_check(
+        self,
+        session: "scoped_session[Session]",
+        query_cb: "Callable[[Session], Any] | None" = None,
+        at_least_one_model: Any = None,
+        level: int = 1,
+        timeout: float | None = None,
+    ) -> None:
+        """Add one check per engine of a ``setup_session`` session, named ``db_engine_<prefix>``.
+
+        Each runs ``query_cb(session)`` (default: ``SELECT 1``) on its engine and, with
+        ``at_least_one_model``, fails when that model's table has no row. The replica's check
+        fails while the replica does not answer, even though reads then go to the primary.
+        """
+        extras.require("sqlalchemy", "db", "the database health check")
+        for prefix, engine in self._engines_of(session):
+            self.add_check(
+                f"db_engine_{prefix}",
+                _DbCheck(session, engine, query_cb, at_least_one_model),
+                level,
+                timeout,
+            )
+
+    def add_alembic_check(
+        self,
+        session: "scoped_session[Session]",
+        alembic_ini_path: str,
+        level: int = 2,
+        version_schema: str | None = None,
+        version_table: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Check that every engine of the session is at the head revision of the alembic scripts.
+
+        Named ``alembic_<path>`` with ``/`` replaced by ``_`` (``alembic_app_alembic.ini`` for
+        ``/app/alembic.ini``). A relative path is taken from the current directory, now.
+        ``version_schema`` and ``version_table`` default to the ini's ``version_table_schema`` and
+        ``version_table`` options, else alembic's ``alembic_version``.
+        """
+        extras.require("alembic", "alembic", "the alembic health check")
+        name = "alembic_" + alembic_ini_path.replace("/", "_").strip("_")
+        ini_path = os.path.abspath(alembic_ini_path)
+        if not os.path.isfile(ini_path):
+            raise FileNotFoundError(f"the alembic configuration {ini_path} does not exist")
+        engines = [engine for _, engine in self._engines_of(session)]
+        self.add_check(name, _AlembicCheck(ini_path, engines, version_schema, version_table), level, timeout)
+
+    def _add_redis_check(self, url: str, timeout: float) -> None:
+        holder: list[Any] = []
+
+        def check(request: Request) -> None:
+            if not holder:
+                redis = extras.require("redis", "redis", "the Redis health check")
+                holder.append(
+                    redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+                )
+            holder[0].ping()
+
+        self.add_check("redis", check, 1)
+
+    def _engines_of(self, session: "scoped_session[Session]") -> "list[tuple[str, Engine]]":
+        from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+        from c2cwsgiutils.db import ENGINES_KEY  # noqa: PLC0415
+
+        target = session()
+        if not isinstance(target, RoutingSession):
+            raise TypeError("the database health checks need a session made by c2cwsgiutils.db.setup_session")
+        router = target.c2c_router
+        session.remove()
+        engines = [router.primary] if router.single else [router.primary, router.replica]
+        by_engine = {id(engine): prefix for prefix, engine in self._registry.get(ENGINES_KEY, {}).items()}
+        names = ["primary", "replica"]
+        return [(by_engine.get(id(engine), names[index]), engine) for index, engine in enumerate(engines)]
+
+    # Running them.
+
+    @property
+    def names(self) -> list[str]:
+        """Return the names of the checks, in the order they were added."""
+        return list(self._checks)
+
+    def _start(self, check: _Check, request: Request) -> tuple[concurrent.futures.Future[Any], float]:
+        with self._lock:
+            running = self._running.get(check.name)
+            if running is not None and not running[0].done():
+                return running
+        # One daemon thread per run: at most one run of each check is in flight, so a hanging
+        # dependency holds at most one thread per check, and never delays the worker's exit.
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        context = contextvars.copy_context()
+        started = time.monotonic()
+        threading.Thread(
+            target=context.run,
+            args=(_run_into, future, check.run, request),
+            name=f"c2cwsgiutils-health-check-{check.name}"[:60],
+            daemon=True,
+        ).start()
+        with self._lock:
+            self._running[check.name] = (future, started)
+        return future, started
+
+    def run(self, request: Request, names: list[str]) -> list[_Outcome]:
+        """Run the named checks concurrently; return their outcomes in the same order."""
+        started = {name: self._start(self._checks[name], request) for name in names}
+        outcomes = []
+        for name in names:
+            future, start = started[name]
+            timeout = self._checks[name].timeout
+            remaining = start + timeout - time.monotonic()
+            try:
+                future.result(timeout=max(remaining, 0))
+                outcomes.append(_Outcome(name, time.monotonic() - start))
+            except concurrent.futures.TimeoutError:
+                running_for = time.monotonic() - start
+                error = CheckTimeoutError(
+                    f"timed out after {timeout:g} s (still running after {running_for:.1f} s)"
+                )
+                outcomes.append(_Outcome(name, running_for, error))
+            except Exception as error:  # a check fails by raising anything
+                outcomes.append(_Outcome(name, time.monotonic() - start, error))
+        return outcomes
+
+    def _select(self, request: Request) -> list[str] | Response:
+        request_id = getattr(request, "c2c_request_id", None)
+        raw_level = request.params.get("max_level")
+        selected = request.params.get("checks")
+        try:
+            max_level = float(raw_level) if raw_level else (math.inf if selected else 1)
+        except ValueError:
+            return json_error(400, f"max_level={raw_level!r}: expected a whole number", request_id)
+        names = [name for name, check in self._checks.items() if check.level <= max_level]
+        if selected:
+            wanted = [name.strip() for name in selected.split(",") if name.strip()]
+            unknown = [name for name in wanted if name not in self._checks]
+            if unknown:
+                return json_error(
+                    400, f"unknown checks {unknown}: the checks are {list(self._checks)}", request_id
+                )
+            names = [name for name in names if name in wanted]
+        return names
+
+    def view(self, request: Request) -> Response:
+        """Answer ``{"status", "successes", "failures"}`` (and ``timings`` with ``timings=1``)."""
+        names = self._select(request)
+        if isinstance(names, Response):
+            return names
+        outcomes = self.run(request, names)
+        failures: dict[str, dict[str, Any]] = {}
+        for outcome in outcomes:
+            if outcome.error is None:
+                continue
+            error = outcome.error
+            message = scrub_message(str(error) or type(error).__name__)
+            failure: dict[str, Any] = {"message": message}
+            LOG.warning("health check %s failed: %s", outcome.name, message)
+            if self._development and not isinstance(error, CheckTimeoutError):
+                failure["stacktrace"] = [
+                    scrub_message(line)
+                    for line in "".join(traceback.format_exception(error)).rstrip().splitlines()
+                ]
+            failures[outcome.name] = failure
+        status = 500 if failures else 200
+        body: dict[str, Any] = {
+            "status": status,
+            "successes": [outcome.name for outcome in outcomes if outcome.error is None],
+            "failures": failures,
+        }
+        if request.params.get("timings") in ("1", "true", "yes", "on"):
+            body["timings"] = {outcome.name: round(outcome.duration * 1000, 1) for outcome in outcomes}
+        headers = [("Cache-Control", "no-store")]
+        if outcomes:
+            headers.append(("Server-Timing", server_timing(outcomes)))
+        return json_response(body, status=status, headers=headers)
+
+
+def _run_into(
+    future: "concurrent.futures.Future[Any]", run: Callable[[Request], Any], request: Request
+) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(run(request))
+    except BaseException as error:
+        future.set_exception(error)
+
+
+def server_timing(outcomes: list[_Outcome]) -> str:
+    """Return a ``Server-Timing`` value with each check's duration (names made into tokens)."""
+    parts = []
+    for index, outcome in enumerate(outcomes):
+        token = _TOKEN_UNSAFE.sub("_", outcome.name) or f"check{index}"
+        description = outcome.name.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'{token};dur={outcome.duration * 1000:.1f};desc="{description}"')
+    return ", ".join(parts)
+
+
+class _DbCheck:
+    """One engine of a session: the query, or a row of the model, and not on a fallback connection."""
+
+    def __init__(
+        self, session: "scoped_session[Session]", engine: "Engine", query_cb: Any, model: Any
+    ) -> None:
+        self.session = session
+        self.engine = engine
+        self.query_cb = query_cb
+        self.model = model
+
+    def __call__(self, request: Request) -> None:
+        from sqlalchemy import select, text  # noqa: PLC0415
+
+        from c2cwsgiutils._db_routing import FALLBACK  # noqa: PLC0415
+        from c2cwsgiutils.db import use_engine  # noqa: PLC0415
+
+        # The scoped session of this pool thread, on this engine, removed afterwards.
+        try:
+            use_engine(self.session, self.engine)
+            session = self.session()
+            if self.query_cb is not None:
+                self.query_cb(session)
+            else:
+                session.execute(text("SELECT 1"))
+            if self.model is not None and session.execute(select(self.model).limit(1)).first() is None:
+                table = getattr(self.model, "__tablename__", self.model)
+                raise RuntimeError(f"the table {table} has no row")
+            if session.connection().info.get(FALLBACK):
+                raise RuntimeError("the replica does not answer (its reads go to the primary)")
+        finally:
+            self.session.remove()
+
+
+class _AlembicCheck:
+    """Every engine's ``alembic_version`` holds the head revision of the migration scripts."""
+
+    def __init__(
+        self, ini_path: str, engines: "list[Engine]", version_schema: str | None, version_table: str | None
+    ) -> None:
+        self.ini_path = ini_path
+        self.engines = engines
+        self.version_schema = version_schema
+        self.version_table = version_table
+
+    def __call__(self, request: Request) -> None:
+        from alembic.config import Config  # noqa: PLC0415
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+        from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+        config = Config(self.ini_path)
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        options: dict[str, Any] = {
+            "version_table": self.version_table
+            or config.get_main_option("version_table")
+            or "alembic_version",
+        }
+        schema = self.version_schema or config.get_main_option("version_table_schema")
+        if schema:
+            options["version_table_schema"] = schema
+        for engine in self.engines:
+            with engine.connect() as connection:
+                current = set(MigrationContext.configure(connection, opts=options).get_current_heads())
+            if current != heads:
+                where = engine.url.render_as_string(hide_password=True)
+                raise RuntimeError(
+                    f"{where} is at revision {', '.join(sorted(current)) or 'none'}, "
+                    f"the scripts' head is {', '.join(sorted(heads)) or 'none'}"
+                )
+
+
+def _alive(request: Request) -> Response:
+    return json_response({"status": 200}, headers=[("Cache-Control", "no-store")])
+
+
+def includeme(config: Configurator) -> None:
+    """Add ``{C2C_BASE_PATH}/health``: answers 200 without touching any dependency (liveness)."""
+    if not first_time(config, "health_check"):
+        return
+    add_ops_view(config, "health", "/health", _alive, request_method=("GET", "HEAD"))
