@@ -240,23 +240,22 @@ class HealthCheck:
         return list(self._checks)
 
     def _start(self, check: _Check, request: Request) -> tuple[concurrent.futures.Future[Any], float]:
+        # One daemon thread per run: at most one run of each check is in flight (concurrent
+        # requests share it), so a hanging dependency holds at most one thread per check, and
+        # never delays the worker's exit.
         with self._lock:
             running = self._running.get(check.name)
             if running is not None and not running[0].done():
                 return running
-        # One daemon thread per run: at most one run of each check is in flight, so a hanging
-        # dependency holds at most one thread per check, and never delays the worker's exit.
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        context = contextvars.copy_context()
-        started = time.monotonic()
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            started = time.monotonic()
+            self._running[check.name] = (future, started)
         threading.Thread(
-            target=context.run,
+            target=contextvars.copy_context().run,
             args=(_run_into, future, check.run, request),
             name=f"c2cwsgiutils-health-check-{check.name}"[:60],
             daemon=True,
         ).start()
-        with self._lock:
-            self._running[check.name] = (future, started)
         return future, started
 
     def run(self, request: Request, names: list[str]) -> list[_Outcome]:

@@ -416,3 +416,27 @@ def test_db_check_with_a_query_cb(postgres_url: str) -> None:
 
     make_app(setup, **{"sqlalchemy.url": postgres_url}).get("/c2c/health_check")
     assert len(seen) == 1
+
+
+def test_concurrent_requests_share_one_run_of_a_check() -> None:
+    calls: list[int] = []
+
+    def slow(request: Request) -> None:
+        calls.append(1)
+        time.sleep(0.3)
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_custom_check("slow", slow)
+
+    app = make_app(setup)
+    answers: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(app.get("/c2c/health_check").status_int))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 4
+    assert len(calls) == 1
