@@ -70,7 +70,8 @@ ENV PATH=/opt/c2cwsgiutils/bin:$PATH \
     GUNICORN_ACCESS_LOG=- \
     C2CWSGIUTILS_PID_FILE=/tmp/c2cwsgiutils.pid
 EXPOSE 8080
-# Any HTTP answer below 500 on the first TCP address of GUNICORN_BIND counts as healthy.
+# $C2C_BASE_PATH/health (liveness: touches no dependency) on the first TCP address of GUNICORN_BIND;
+# any HTTP answer below 500 counts as healthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["c2cwsgiutils_healthcheck"]
 # www-data (33), given by number so that Kubernetes' runAsNonRoot can check it.
 USER 33:33

@@ -56,6 +56,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/logging_json.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/db.py
+	$(BIN)/python bench/health_check.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info

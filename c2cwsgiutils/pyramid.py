@@ -25,6 +25,11 @@ FEATURES = (
     "c2cwsgiutils.sql_profiler",
     # Metrics: the backends of the settings; the tween only when one of them is on.
     "c2cwsgiutils.stats_pyramid",
+    # {C2C_BASE_PATH}/health (liveness); the full checks come with the app's HealthCheck(config).
+    "c2cwsgiutils.health_check",
+    # After the metrics: the version is exported as a metric when a backend is on.
+    "c2cwsgiutils.versions",
+    "c2cwsgiutils.debug",
 )
 
 

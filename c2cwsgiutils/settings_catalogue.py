@@ -28,6 +28,9 @@ FEATURE_MODULES = (
     "c2cwsgiutils.sql_profiler",
     "c2cwsgiutils.stats",
     "c2cwsgiutils.prometheus",
+    "c2cwsgiutils.health_check",
+    "c2cwsgiutils.versions",
+    "c2cwsgiutils.debug",
 )
 MASK = "***"
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The image's health check: the server on the first TCP address of GUNICORN_BIND answers.
 
-Any HTTP answer below 500 counts, so the check works whatever views the app has; it asks for
-``$C2C_BASE_PATH/`` (the ops index), which is cheap. Exit 0: healthy, 1: not.
+It asks for ``$C2C_BASE_PATH/health``, the liveness view of ``c2cwsgiutils.health_check``: a
+worker answers it without touching any dependency (a database that is down must not get the
+container restarted). Any HTTP answer below 500 counts, so the check works whatever views the app
+has (a 404 still proves a worker answers). Exit 0: healthy, 1: not.
 """
 
 import http.client
@@ -26,14 +28,14 @@ def address(bind: str) -> tuple[str, int]:
 
 
 def main() -> int:
-    """Ask the server for the ops index; report the status."""
+    """Ask the server for the liveness view; report the status."""
     try:
         host, port = address(os.environ.get("GUNICORN_BIND") or ":8080")
     except ValueError as error:
         print(f"c2cwsgiutils_healthcheck: {error}", file=sys.stderr)
         return 1
     path = os.environ.get("C2C_BASE_PATH") or "/c2c"
-    path = path.rstrip("/") + "/"
+    path = path.rstrip("/") + "/health"
     connection = http.client.HTTPConnection(host, port, timeout=4)
     try:
         connection.request("GET", path, headers={"User-Agent": "c2cwsgiutils_healthcheck"})

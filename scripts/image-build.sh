@@ -4,6 +4,7 @@
 # base made here by scripts/image-base.sh. Prints the app image's name on the last line.
 #   IMAGE=camptocamp/c2cwsgiutils:latest APP_IMAGE=c2cwsgiutils-app:latest (the names)
 #   VERSION, REVISION, CREATED: OCI labels (default: from git)
+#   GIT_HASH, GIT_TAG: the example app's versions.json (default: REVISION, and the commit's tag if any)
 #   PIP_CERT, PIP_INDEX_URL (default: this machine's pip configuration): given to pip in the build as
 #   secrets, when set
 #   NO_CACHE=1: rebuild every step (the nightly release_N builds, to get Debian's updates)
@@ -17,10 +18,14 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 # The commit's date rather than the clock, so that an unchanged tree rebuilds from the cache.
 CREATED=${CREATED:-$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)}
+# The example app's versions.json (c2cwsgiutils_genversion.py): the commit, and its tag if it has one.
+GIT_HASH=${GIT_HASH:-$REVISION}
+GIT_TAG=${GIT_TAG-$(git describe --tags --exact-match 2>/dev/null || true)}
 
 die() { echo "image-build.sh: $*" >&2; exit 1; }
 
 args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "CREATED=$CREATED")
+app_args=(--build-arg "GIT_HASH=$GIT_HASH" --build-arg "GIT_TAG=$GIT_TAG")
 cache=()
 [ "${NO_CACHE:-0}" = 1 ] && cache=(--no-cache)
 secrets=()
@@ -41,7 +46,7 @@ fi
 if [ "${IMAGE_BUILDER:-}" != buildah ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   export DOCKER_BUILDKIT=1
   docker build --pull "${cache[@]}" "${args[@]}" "${secrets[@]}" --tag "$IMAGE" . >&2
-  docker build "${secrets[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+  docker build "${secrets[@]}" "${app_args[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
 else
   command -v buildah >/dev/null || die "neither a Docker engine nor buildah (apt-get install buildah debootstrap)"
   export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs} BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
@@ -49,6 +54,6 @@ else
   # docker format: the OCI format has no HEALTHCHECK. --layers: a rebuild reuses unchanged steps.
   bud=(buildah bud --quiet --layers "${cache[@]}" --format docker --network host "${secrets[@]}")
   "${bud[@]}" "${args[@]}" --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" . >&2
-  "${bud[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+  "${bud[@]}" "${app_args[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
 fi
 echo "$APP_IMAGE"

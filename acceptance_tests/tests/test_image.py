@@ -6,6 +6,7 @@ the containers are buildah working containers on the host network (see image_ser
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,6 +82,24 @@ def test_duplicate_insert_on_postgresql_is_400(app: ImageServer) -> None:
     assert "duplicate key" in second.json()["message"]
 
 
+def test_health_check_and_liveness(app: ImageServer) -> None:
+    assert get(app, "/c2c/health").json() == {"status": 200}
+    # Level 1 is the example app's URL check of its own /api/ping, through the container's port.
+    assert get(app, "/c2c/health_check").json() == {"status": 200, "successes": ["ping"], "failures": {}}
+
+
+def test_versions_json_is_the_file_written_at_build(app: ImageServer) -> None:
+    response = get(app, "/c2c/versions.json")
+    assert response.status_code == 200
+    versions = response.json()
+    # scripts/image-build.sh passes the commit as GIT_HASH to c2cwsgiutils_genversion.py.
+    assert re.fullmatch(r"[0-9a-f]{40}", versions["main"]["git_hash"]), versions["main"]
+    assert {"c2cwsgiutils", "c2cwsgiutils-app", "pyramid"} <= set(versions["packages"])
+    written = app.exec("cat", "/app/versions.json")
+    assert written.returncode == 0, written.stderr
+    assert json.loads(written.stdout) == versions
+
+
 def test_start_prints_no_python_warning(app: ImageServer) -> None:
     assert "Warning:" not in app.log()
 
@@ -100,6 +119,7 @@ def test_exec_runs_as_non_root(app: ImageServer) -> None:
 def test_healthcheck_command_passes(app: ImageServer) -> None:
     result = app.exec("c2cwsgiutils_healthcheck", env={"GUNICORN_BIND": f"127.0.0.1:{app.port}"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "/c2c/health: 200" in result.stdout  # the liveness view, which touches no dependency
 
 
 def test_image_declares_healthcheck_user_port_and_command() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import config_utils
 from c2cwsgiutils.db import setup_session
+from c2cwsgiutils.health_check import HealthCheck
 from c2cwsgiutils_app import models
 
 LOG = logging.getLogger(__name__)
@@ -21,9 +22,25 @@ def _worker_pid_header(event: NewResponse) -> None:
     event.response.headers["X-Worker-Pid"] = str(os.getpid())
 
 
+def _custom_check(request: Request) -> None:
+    """The app's own health check; ``?unhappy=1`` makes it fail, to see a failure."""
+    if request.params.get("unhappy"):
+        raise RuntimeError("I'm not happy")
+
+
+def _add_health_checks(config: Configurator, here: str) -> None:
+    """Health checks, as the README shows them (``{C2C_BASE_PATH}/health_check?max_level=3``)."""
+    health_check = HealthCheck(config)
+    health_check.add_url_check(lambda request: request.route_url("ping"), name="ping")
+    # Level 2: the table is empty until something is posted.
+    health_check.add_db_session_check(models.DBSession, at_least_one_model=models.Hello, level=2)
+    health_check.add_custom_check("custom", _custom_check, 2)
+    health_check.add_alembic_check(models.DBSession, os.path.join(here, "alembic.ini"), 3)
+
+
 def main(global_config: dict[str, str], **settings: Any) -> Any:
     """Build the WSGI app."""
-    del global_config
+    here = global_config.get("here") or os.getcwd()
     config = Configurator(settings=settings)
     config.include(c2cwsgiutils.pyramid.includeme)
 
@@ -41,6 +58,7 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
         return models.DBSession()
 
     config.add_request_method(dbsession, "dbsession", reify=True)
+    _add_health_checks(config, here)
     config.include("c2cwsgiutils_app.views")
     # Which worker answered: the acceptance tests check that state reaches every one.
     config.add_subscriber(_worker_pid_header, NewResponse)
