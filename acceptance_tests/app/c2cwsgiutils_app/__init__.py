@@ -28,14 +28,14 @@ def _custom_check(request: Request) -> None:
         raise RuntimeError("I'm not happy")
 
 
-def _add_health_checks(config: Configurator, here: str) -> None:
+def _add_health_checks(config: Configurator, alembic_ini: str) -> None:
     """Health checks, as the README shows them (``{C2C_BASE_PATH}/health_check?max_level=3``)."""
     health_check = HealthCheck(config)
     health_check.add_url_check(lambda request: request.route_url("ping"), name="ping")
     # Level 2: the table is empty until something is posted.
     health_check.add_db_session_check(models.DBSession, at_least_one_model=models.Hello, level=2)
     health_check.add_custom_check("custom", _custom_check, 2)
-    health_check.add_alembic_check(models.DBSession, os.path.join(here, "alembic.ini"), 3)
+    health_check.add_alembic_check(models.DBSession, alembic_ini, 3)
 
 
 def main(global_config: dict[str, str], **settings: Any) -> Any:
@@ -58,7 +58,7 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
         return models.DBSession()
 
     config.add_request_method(dbsession, "dbsession", reify=True)
-    _add_health_checks(config, here)
+    _add_health_checks(config, settings.get("app.alembic_ini") or os.path.join(here, "alembic.ini"))
     config.include("c2cwsgiutils_app.views")
     # Which worker answered: the acceptance tests check that state reaches every one.
     config.add_subscriber(_worker_pid_header, NewResponse)
