@@ -16,7 +16,6 @@ replica (``make services``).
 """
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -32,6 +31,9 @@ from pyramid.threadlocal import manager
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+sys.path.insert(0, os.path.dirname(__file__))
+import foundation  # type: ignore[import-not-found,unused-ignore]
+
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import _db_routing
 from c2cwsgiutils.db import setup_session
@@ -42,24 +44,8 @@ WSGIApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 PRIMARY = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REPLICA = os.environ.get("TEST_POSTGRES_REPLICA_URL", "postgresql://postgres@127.0.0.1:5433/test")
 SETTINGS = {"c2c.base_path": "/c2c", "c2c.requests_request_id": "false"}
-TEMPLATE: Environ = {
-    "REQUEST_METHOD": "GET",
-    "SCRIPT_NAME": "",
-    "PATH_INFO": "/api/one",
-    "QUERY_STRING": "",
-    "SERVER_NAME": "localhost",
-    "SERVER_PORT": "8080",
-    "SERVER_PROTOCOL": "HTTP/1.1",
-    "HTTP_HOST": "localhost:8080",
-    "HTTP_X_REQUEST_ID": "3f1c2b7e-bench",
-    "wsgi.version": (1, 0),
-    "wsgi.url_scheme": "http",
-    "wsgi.input": io.BytesIO(b""),
-    "wsgi.errors": sys.stderr,
-    "wsgi.multithread": False,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": False,
-}
+# bench/foundation.py's request, on this benchmark's route and with an incoming request ID.
+TEMPLATE: Environ = {**foundation.TEMPLATE, "PATH_INFO": "/api/one", "HTTP_X_REQUEST_ID": "3f1c2b7e-bench"}
 
 
 def _app(

@@ -90,6 +90,33 @@ def postgres_replica_url() -> str:
     return _check_postgres(POSTGRES_REPLICA_URL, "replica (run scripts/pg-replica.sh)")
 
 
+def postgres_cluster(name: str, action: str) -> None:
+    """Run ``pg_ctlcluster`` (``start``, ``stop``, ``restart``) on a local cluster (``main``, ``replica``)."""
+    version = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", "-m", "fast", version, name, action],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def wait_for_postgres(url: str, timeout: float = 30) -> None:
+    """Wait until the PostgreSQL server at ``url`` answers a query."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2) as connection:
+                connection.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _run_script(
     name: str, *args: str, env: Mapping[str, str] | None = None, unset: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ true: that is how these tests see which server a statement reached.
 """
 
 import logging
-import subprocess
 import threading
 import time
 import uuid
@@ -25,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from c2cwsgiutils import _db_routing
 from c2cwsgiutils.db import engine_of, setup_session, use_engine
+from tests.fixtures import postgres_cluster, wait_for_postgres
 
 TABLE = "c2c_db_test_item"
 
@@ -438,31 +438,6 @@ def test_application_name_is_not_set_when_off(db_app: DbApp) -> None:
 # they run last in this module and always put the servers back.
 
 
-def cluster(name: str, action: str) -> None:
-    version = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
-    ).stdout.split()[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "-m", "fast", version, name, action],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def wait_for_server(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(url, connect_timeout=2) as connection:
-                connection.execute("SELECT 1")
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
     make_app: Callable[..., DbApp],
     postgres_url: str,
@@ -473,14 +448,14 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
     assert app.app.get("/where").json["in_recovery"] is True  # a pooled replica connection
     caplog.set_level(logging.WARNING, "c2cwsgiutils.db")
     try:
-        cluster("replica", "stop")
+        postgres_cluster("replica", "stop")
         for _ in range(3):
             assert app.app.get("/where").json["in_recovery"] is False
         warnings = [record for record in caplog.records if "does not answer" in record.getMessage()]
         assert len(warnings) == 1  # rate-limited
     finally:
-        cluster("replica", "start")
-        wait_for_server(postgres_replica_url)
+        postgres_cluster("replica", "start")
+        wait_for_postgres(postgres_replica_url)
     deadline = time.monotonic() + 10
     while app.app.get("/where").json["in_recovery"] is False:
         assert time.monotonic() < deadline, "reads did not return to the replica"
@@ -495,9 +470,9 @@ def test_requests_succeed_after_the_primary_restarted(
     assert app.app.post("/where").json["in_recovery"] is False
     assert app.app.get("/where").json["in_recovery"] is True
     try:
-        cluster("main", "restart")
+        postgres_cluster("main", "restart")
     finally:
-        wait_for_server(postgres_url)
+        wait_for_postgres(postgres_url)
     assert app.app.post("/where").json["in_recovery"] is False
     value = unique()
     assert app.app.get(f"/add_then_read?value={value}").json == {"before": True, "after": False, "found": 1}

@@ -26,7 +26,7 @@ from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.db import ENGINES_KEY, setup_session
 from c2cwsgiutils.health_check import HealthCheck
 from tests import health_check_app
-from tests.fixtures import StartServer
+from tests.fixtures import StartServer, postgres_cluster, wait_for_postgres
 
 REPO = Path(__file__).parent.parent
 APP_DIR = REPO / "acceptance_tests" / "app"
@@ -274,31 +274,6 @@ def test_a_hanging_check_fails_by_its_timeout(start_health_app: Callable[..., Ap
     assert 0.9 < elapsed < 2.0
 
 
-def cluster(name: str, action: str) -> None:
-    version = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
-    ).stdout.split()[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "-m", "fast", version, name, action],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def wait_for_server(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(url, connect_timeout=2) as connection:
-                connection.execute("SELECT 1")
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_db_checks_follow_the_replica(
     start_health_app: Callable[..., AppServer], postgres_url: str, postgres_replica_url: str
 ) -> None:
@@ -314,7 +289,7 @@ def test_db_checks_follow_the_replica(
         "failures": {},
     }
     try:
-        cluster("replica", "stop")
+        postgres_cluster("replica", "stop")
         for _ in range(3):  # both workers
             response = requests.get(url, timeout=30)
             assert response.status_code == 500
@@ -322,8 +297,8 @@ def test_db_checks_follow_the_replica(
             assert body["successes"] == ["db_engine_sqlalchemy"]
             assert "replica does not answer" in body["failures"]["db_engine_sqlalchemy_slave"]["message"]
     finally:
-        cluster("replica", "start")
-        wait_for_server(postgres_replica_url)
+        postgres_cluster("replica", "start")
+        wait_for_postgres(postgres_replica_url)
     deadline = time.monotonic() + 15
     while [requests.get(url, timeout=30).status_code for _ in range(3)] != [200, 200, 200]:
         assert time.monotonic() < deadline, "the replica's check did not pass again"
