@@ -1,3 +1,3 @@
-"""The shared fixtures are in tests/fixtures.py, loaded here as a pytest plugin."""
+"""The shared fixtures are in tests/fixtures.py and tests/browser.py, loaded here as pytest plugins."""
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.browser"]
