@@ -145,4 +145,7 @@ def settings_from_environ(
         "logger_class": "c2cwsgiutils.gunicorn_logging.ScrubbingLogger",
         # gunicorn's control socket is one more way in, and several servers would share its path.
         "control_socket_disable": True,
+        # The forwarding headers are c2cwsgiutils.client_info's (C2C_TRUSTED_PROXIES, which an ini
+        # file may set too): gunicorn would otherwise take X-Forwarded-Proto from loopback on its own.
+        "forwarded_allow_ips": environ.get("FORWARDED_ALLOW_IPS", ""),
     }

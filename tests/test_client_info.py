@@ -1,0 +1,331 @@
+"""Client info from trusted proxies: the parser (with properties), the environ, and real processes."""
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c2cwsgiutils import client_info
+from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.client_info import TrustedNetworks, apply, parse_forwarded, parse_networks, parse_node
+from tests.fixtures import StartServer
+
+PROXY = "10.0.0.2"
+TRUSTED = TrustedNetworks(parse_networks("10.0.0.0/24,2001:db8:aa::/48,127.0.0.1"))
+
+
+def environ(peer: str = PROXY, **headers: str) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "REMOTE_ADDR": peer,
+        "REMOTE_PORT": "50000",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "app:8080",
+        "SERVER_NAME": "app",
+        "SERVER_PORT": "8080",
+    }
+    base.update({"HTTP_" + name.upper(): value for name, value in headers.items()})
+    return base
+
+
+def applied(peer: str = PROXY, use_forwarded: bool = False, **headers: str) -> dict[str, Any]:
+    result = environ(peer, **headers)
+    apply(result, TRUSTED, use_forwarded)
+    return result
+
+
+# The parsers.
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.0.2.1", ("192.0.2.1", None)),
+        (" 192.0.2.1:4711 ", ("192.0.2.1", "4711")),
+        ("[2001:db8::1]:80", ("2001:db8::1", "80")),
+        ("[2001:db8::1]", ("2001:db8::1", None)),
+        ("2001:DB8::1", ("2001:db8::1", None)),
+        ("::ffff:192.0.2.1", ("192.0.2.1", None)),
+        ("192.0.2.1:_port", ("192.0.2.1", None)),
+        ("unknown", None),
+        ("_hidden", None),
+        ("[2001:db8::1", None),
+        ("[2001:db8::1]x", None),
+        ("999.1.1.1", None),
+        ("", None),
+    ],
+)
+def test_parse_node(text: str, expected: tuple[str, str | None] | None) -> None:
+    assert parse_node(text) == expected
+
+
+def test_parse_forwarded_reads_quoted_strings_and_several_elements() -> None:
+    header = 'for=192.0.2.60;proto=https;by=203.0.113.43, For="[2001:db8:cafe::17]:4711";host="a\\"b"'
+    assert parse_forwarded(header) == [
+        {"for": "192.0.2.60", "proto": "https", "by": "203.0.113.43"},
+        {"for": "[2001:db8:cafe::17]:4711", "host": 'a"b'},
+    ]
+
+
+@pytest.mark.parametrize("header", ['for="192.0.2.1', "for=1.2.3.4;for=5.6.7.8", "for", "for=a b", "=x"])
+def test_parse_forwarded_refuses_malformed_headers(header: str) -> None:
+    assert parse_forwarded(header) is None
+
+
+def test_parse_networks_names_the_bad_item() -> None:
+    with pytest.raises(ValueError, match="'nope' is not a network"):
+        parse_networks("10.0.0.0/8, nope")
+
+
+# The environ.
+
+
+def test_a_direct_client_keeps_its_address_whatever_it_sends() -> None:
+    result = applied("198.51.100.7", x_forwarded_for="1.2.3.4", x_forwarded_proto="https")
+    # X-Forwarded-For is made to agree, as WebOb's request.client_addr reads it.
+    assert result == {
+        **environ("198.51.100.7", x_forwarded_for="198.51.100.7", x_forwarded_proto="https"),
+        client_info.ORIGINAL: {"HTTP_X_FORWARDED_FOR": "1.2.3.4"},
+    }
+
+
+def test_the_client_of_a_trusted_proxy_is_the_rightmost_untrusted_hop() -> None:
+    result = applied(x_forwarded_for="6.6.6.6, 198.51.100.7, 10.0.0.9")
+    assert result["REMOTE_ADDR"] == "198.51.100.7"
+    assert result[client_info.ORIGINAL]["REMOTE_ADDR"] == PROXY
+
+
+def test_scheme_host_and_port_come_from_the_clients_hop() -> None:
+    result = applied(
+        x_forwarded_for="198.51.100.7",
+        x_forwarded_proto="https",
+        x_forwarded_host="www.example.com",
+        x_forwarded_port="443",
+    )
+    assert (result["wsgi.url_scheme"], result["HTTP_HOST"], result["SERVER_NAME"], result["SERVER_PORT"]) == (
+        "https",
+        "www.example.com",
+        "www.example.com",
+        "443",
+    )
+
+
+def test_a_non_default_forwarded_port_stays_in_the_host() -> None:
+    result = applied(x_forwarded_for="198.51.100.7", x_forwarded_host="example.com", x_forwarded_port="8443")
+    assert result["HTTP_HOST"] == "example.com:8443"
+
+
+def test_a_malformed_hop_stops_at_the_last_trusted_one() -> None:
+    assert applied(x_forwarded_for="198.51.100.7, bad!, 10.0.0.9")["REMOTE_ADDR"] == "10.0.0.9"
+
+
+def test_a_bad_host_or_proto_is_ignored() -> None:
+    result = applied(x_forwarded_for="198.51.100.7", x_forwarded_proto="gopher", x_forwarded_host="a b/c")
+    assert (result["REMOTE_ADDR"], result["wsgi.url_scheme"], result["HTTP_HOST"]) == (
+        "198.51.100.7",
+        "http",
+        "app:8080",
+    )
+
+
+def test_forwarded_is_read_only_when_asked() -> None:
+    header = 'for=192.0.2.60;proto=https;host=example.org, for="[2001:db8:aa::5]:4711"'
+    assert applied(forwarded=header)["REMOTE_ADDR"] == PROXY
+    result = applied(use_forwarded=True, forwarded=header, x_forwarded_for="6.6.6.6")
+    assert (result["REMOTE_ADDR"], result["wsgi.url_scheme"], result["HTTP_HOST"]) == (
+        "192.0.2.60",
+        "https",
+        "example.org",
+    )
+
+
+def test_an_obfuscated_forwarded_node_stops_the_walk() -> None:
+    result = applied(use_forwarded=True, forwarded="for=192.0.2.60, for=_hidden;proto=https")
+    assert result["REMOTE_ADDR"] == PROXY
+    assert result["wsgi.url_scheme"] == "http"
+
+
+def test_proto_alone_from_a_trusted_peer_sets_the_scheme() -> None:
+    result = applied("127.0.0.1", x_forwarded_proto="https")
+    assert (result["REMOTE_ADDR"], result["wsgi.url_scheme"]) == ("127.0.0.1", "https")
+
+
+def test_applying_twice_changes_nothing_more() -> None:
+    once = applied(x_forwarded_for="10.0.0.7, 10.0.0.8")
+    twice = dict(once)
+    apply(twice, TRUSTED)
+    assert twice == once
+
+
+# Properties.
+
+_ipv4 = st.ip_addresses(v=4).map(str)
+_any_ip = st.ip_addresses().map(str)
+_header_text = st.text(alphabet=st.characters(codec="latin-1"), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(peer=_any_ip, forwarded=_header_text, xff=_header_text, proto=_header_text, host=_header_text)
+def test_apply_never_raises(peer: str, forwarded: str, xff: str, proto: str, host: str) -> None:
+    for use_forwarded in (False, True):
+        env = environ(
+            peer,
+            forwarded=forwarded,
+            x_forwarded_for=xff,
+            x_forwarded_proto=proto,
+            x_forwarded_host=host,
+            x_forwarded_port=proto,
+        )
+        apply(env, TrustedNetworks(parse_networks("0.0.0.0/0,::/0")), use_forwarded)
+        apply(environ(peer, forwarded=forwarded, x_forwarded_for=xff), TRUSTED, use_forwarded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    forged=_header_text,
+    client=_any_ip,
+    proxies=st.lists(st.sampled_from(["10.0.0.3", "10.0.0.4"]), max_size=3),
+)
+def test_a_client_cannot_spoof_its_address_through_trusted_proxies(
+    forged: str, client: str, proxies: list[str]
+) -> None:
+    """Whatever a client sends, each trusted proxy appends what it saw: the result is the client."""
+    if client in TRUSTED:
+        return  # a trusted client may speak for others; covered by the next property
+    chain = forged
+    for hop in [client, *proxies]:
+        chain = f"{chain}, {hop}" if chain else hop
+    env = environ(PROXY, x_forwarded_for=chain)
+    apply(env, TRUSTED)
+    assert (env["REMOTE_ADDR"], None) == parse_node(client)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hops=st.lists(_any_ip, max_size=5), peer=_any_ip)
+def test_the_address_is_never_one_behind_an_untrusted_hop(hops: list[str], peer: str) -> None:
+    """The result is the peer, or a hop with only trusted hops (and the peer) on its right."""
+    env = environ(peer, x_forwarded_for=", ".join(hops))
+    apply(env, TRUSTED)
+    result = env["REMOTE_ADDR"]
+    if result == peer and (peer not in TRUSTED or not hops):
+        return
+    normalised = [parse_node(hop)[0] for hop in hops]  # type: ignore[index]
+    index = len(normalised) - 1 - normalised[::-1].index(result)
+    assert peer in TRUSTED
+    assert all(hop in TRUSTED for hop in normalised[index + 1 :])
+
+
+# Real processes: the test app under c2cwsgiutils_run, directly and through a reverse proxy.
+
+APP_INI = """\
+[app:main]
+use = call:tests.client_info_app:factory
+c2c.trusted_proxies = 127.0.0.2/32
+"""
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A reverse proxy of a few lines: appends the peer to X-Forwarded-For, connects from 127.0.0.2."""
+
+    upstream = ""
+
+    def do_GET(self) -> None:
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+        previous = self.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = (
+            f"{previous}, {self.client_address[0]}" if previous else self.client_address[0]
+        )
+        headers["X-Forwarded-Proto"] = "https"
+        headers["X-Forwarded-Host"] = "public.example.com"
+        session = requests.Session()
+        session.mount("http://", _SourceAddressAdapter("127.0.0.2"))
+        upstream = session.get(self.upstream + self.path, headers=headers, timeout=10)
+        body = upstream.content
+        self.send_response(upstream.status_code)
+        self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+@pytest.fixture
+def app_server(start_server: StartServer, tmp_path: Path) -> AppServer:
+    ini = tmp_path / "client_info.ini"
+    ini.write_text(APP_INI, encoding="utf-8")
+    return start_server(
+        env={"PYTHONPATH": str(Path(__file__).parent.parent), "LOG_TYPE": "json"}, config_file=ini, workers=1
+    )
+
+
+@pytest.fixture
+def proxy(app_server: AppServer) -> Iterator[str]:
+    handler = type("Proxy", (_Proxy,), {"upstream": app_server.url("").rstrip("/")})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_forged_header_from_an_untrusted_peer_keeps_the_peer(app_server: AppServer) -> None:
+    response = requests.get(
+        app_server.url("/client"),
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil"},
+        timeout=10,
+    )
+    seen = response.json()
+    assert seen["client_addr"] == "127.0.0.1"
+    assert seen["scheme"] == "http"
+    assert seen["url"].startswith(app_server.url(""))
+
+
+def test_through_a_trusted_proxy_the_client_is_seen_in_the_app_and_the_logs(
+    app_server: AppServer, proxy: str
+) -> None:
+    # The client (from 127.0.0.3) forges a first hop; the proxy appends the real peer, which is
+    # not trusted itself: that is the client.
+    client = requests.Session()
+    client.mount("http://", _SourceAddressAdapter("127.0.0.3"))
+    response = client.get(f"{proxy}/client", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    seen = response.json()
+    assert seen == {
+        "client_addr": "127.0.0.3",
+        "scheme": "https",
+        "host": "public.example.com",
+        "url": "https://public.example.com/client",
+        "peer": "127.0.0.2",
+    }
+    # Both the app's JSON record and gunicorn's access record carry the client, not the proxy.
+    records = [json.loads(line) for line in app_server.log().splitlines() if line.startswith("{")]
+    app_records = [record for record in records if record.get("short_message") == "client_info_app answered"]
+    access = [record for record in records if record.get("path") == "/client"]
+    assert app_records[-1]["client_addr"] == "127.0.0.3"
+    assert access[-1]["client_addr"] == "127.0.0.3"
+    assert not any(record.get("client_addr") == "127.0.0.2" for record in app_records + access)
+
+
+def test_the_proxy_client_source_is_127_0_0_2() -> None:
+    """The test's reverse proxy relies on Linux routing all of 127/8 to loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", 0))
