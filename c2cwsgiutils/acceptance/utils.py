@@ -1,0 +1,79 @@
+"""Waiting helpers for acceptance tests: retry a call until it succeeds, wait for a URL to answer."""
+
+import time
+from collections.abc import Callable, Collection
+from typing import TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+def retry(
+    func: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.2,
+    exceptions: tuple[type[BaseException], ...] = (Exception,),
+    what: str | None = None,
+) -> T:
+    """Call ``func`` until it returns without raising one of ``exceptions``; return its result.
+
+    After ``timeout`` seconds the last error is raised again inside a :class:`TimeoutError` naming
+    ``what`` (or the function), so a test failure says what was awaited and why it never came.
+    """
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return func()
+        except exceptions as error:
+            if time.monotonic() + interval > deadline:
+                name = what or getattr(func, "__qualname__", repr(func))
+                raise TimeoutError(
+                    f"{name}: still failing after {timeout:g}s ({attempts} attempts): "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+        time.sleep(interval)
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str) -> T:
+    """Return the first true value of ``predicate()``; raise :class:`TimeoutError` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() + interval > deadline:
+            raise TimeoutError(f"{what}: not true after {timeout:g}s")
+        time.sleep(interval)
+
+
+def wait_url(
+    url: str,
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    expected_status: Collection[int] = range(200, 300),
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """Wait until a GET of ``url`` answers with an expected status; return that response.
+
+    Connection errors and other statuses are retried; the :class:`TimeoutError` after ``timeout``
+    says what the last attempt got.
+    """
+
+    def attempt() -> requests.Response:
+        response = requests.get(url, headers=headers, timeout=max(1.0, min(10.0, timeout)))
+        if response.status_code not in expected_status:
+            raise AssertionError(f"status {response.status_code}: {response.text[:200]!r}")
+        return response
+
+    return retry(
+        attempt,
+        timeout=timeout,
+        interval=interval,
+        exceptions=(requests.RequestException, AssertionError),
+        what=f"GET {url}",
+    )

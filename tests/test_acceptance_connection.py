@@ -1,0 +1,179 @@
+"""c2cwsgiutils.acceptance.connection against a real app (tests/echo_app.py) in a process composition.
+
+The module overrides the plugin's ``app_url``, so the plugin's ``connection`` fixture talks to it.
+"""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from c2cwsgiutils.acceptance.composition import ProcessComposition
+from c2cwsgiutils.acceptance.connection import Connection, UnexpectedStatusError
+from tests import echo_app
+
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessComposition]:
+    ini = tmp_path_factory.mktemp("echo") / "echo.ini"
+    ini.write_text(echo_app.INI, encoding="utf-8")
+    with ProcessComposition(ini, env={"PYTHONPATH": str(REPO)}, workers=1) as composition:
+        yield composition
+
+
+@pytest.fixture(scope="module")
+def app_url(echo: ProcessComposition) -> str:
+    return echo.base_url
+
+
+def test_get_returns_the_text(connection: Connection) -> None:
+    assert connection.get("/echo").startswith('{"method": "GET"')
+
+
+def test_get_json_returns_the_parsed_body_and_sends_params(connection: Connection) -> None:
+    body = connection.get_json("/echo", params={"a": "1"})
+    assert (body["method"], body["params"]) == ("GET", {"a": "1"})
+
+
+def test_get_raw_returns_the_response(connection: Connection) -> None:
+    response = connection.get_raw("/echo")
+    assert isinstance(response, requests.Response)
+    assert response.status_code == 200
+
+
+def test_get_xml_returns_the_root_element(connection: Connection) -> None:
+    root = connection.get_xml("/xml")
+    assert root.tag == "root"
+    assert root.find("item").text == "one"  # type: ignore[union-attr]
+
+
+def test_every_request_sends_a_new_request_id_that_the_app_uses(connection: Connection) -> None:
+    first = connection.get_raw("/echo")
+    first_id = connection.last_request_id
+    second = connection.get_raw("/echo")
+    assert first_id is not None
+    assert first_id.startswith("test-")
+    assert first.json()["headers"]["X-Request-Id"] == first_id
+    assert first.headers["X-Request-ID"] == first_id  # what the app's request tracking used
+    assert second.headers["X-Request-ID"] == connection.last_request_id != first_id
+
+
+def test_a_request_id_given_in_headers_is_kept(connection: Connection) -> None:
+    response = connection.get_raw("/echo", headers={"x-request-id": "mine-1"})
+    assert response.headers["X-Request-ID"] == "mine-1"
+    assert connection.last_request_id == "mine-1"
+
+
+def test_connections_are_reused(connection: Connection) -> None:
+    ports = {connection.get_json("/echo")["remote_port"] for _ in range(5)}
+    assert len(ports) == 1
+
+
+def test_headers_are_sent(connection: Connection) -> None:
+    assert connection.get_json("/echo", headers={"X-Thing": "yes"})["headers"]["X-Thing"] == "yes"
+
+
+def test_post_json_put_json_and_patch_json_send_a_json_body(connection: Connection) -> None:
+    assert connection.post_json("/echo", json={"a": 1})["json"] == {"a": 1}
+    put = connection.put_json("/echo", json=[1, 2])
+    patch = connection.patch_json("/echo", json={"b": None})
+    assert (put["method"], put["json"]) == ("PUT", [1, 2])
+    assert (patch["method"], patch["json"]) == ("PATCH", {"b": None})
+
+
+def test_post_sends_a_form_and_returns_text(connection: Connection) -> None:
+    text = connection.post("/echo", data={"field": "value"})
+    assert '"form": {"field": "value"}' in text
+
+
+def test_post_files_sends_a_multipart_form(connection: Connection) -> None:
+    body = connection.post_files("/echo", data={"name": "n"}, files={"upload": ("a.txt", b"content")})
+    assert body["files"] == {"upload": "content"}
+    assert body["form"] == {"name": "n"}
+
+
+def test_delete_and_options_return_the_response(connection: Connection) -> None:
+    assert connection.delete("/echo").json()["method"] == "DELETE"
+    assert connection.options("/echo").json()["method"] == "OPTIONS"
+
+
+def test_expected_status_can_be_a_set(connection: Connection) -> None:
+    assert connection.get_json("/echo?status=201", expected_status={200, 201})["method"] == "GET"
+
+
+def test_wrong_status_message_names_method_url_statuses_request_id_and_body(
+    connection: Connection, app_url: str
+) -> None:
+    with pytest.raises(UnexpectedStatusError) as raised:
+        connection.post_json("/echo?status=409", json={"a": 1}, headers={"X-Request-ID": "id-409"})
+    body = raised.value.response.text
+    assert str(raised.value) == (
+        f"POST {app_url}/echo?status=409: expected status 200, got 409 (X-Request-ID: id-409)\nbody: {body}"
+    )
+
+
+def test_wrong_status_message_shows_the_start_of_a_long_body(connection: Connection, app_url: str) -> None:
+    with pytest.raises(UnexpectedStatusError) as raised:
+        connection.get("/echo?status=500&pad=2000", expected_status={200, 204}, headers={"X-Request-ID": "r"})
+    body = raised.value.response.text
+    assert str(raised.value) == (
+        f"GET {app_url}/echo?status=500&pad=2000: expected status one of 200, 204, got 500 "
+        f"(X-Request-ID: r)\nbody (first 500 of {len(body)} characters): {body[:500]}"
+    )
+
+
+def test_an_unexpected_status_is_an_assertion_error(connection: Connection) -> None:
+    with pytest.raises(AssertionError):
+        connection.get("/nowhere")
+
+
+def test_expected_error_status_returns_the_body(connection: Connection) -> None:
+    assert connection.get_json("/nowhere", expected_status=404)["status"] == 404
+
+
+def test_cors_sends_the_origin_and_accepts_an_allowing_answer(connection: Connection) -> None:
+    body = connection.get_json("/echo?cors=1", cors=True)
+    assert body["headers"]["Origin"] == connection.origin
+
+
+def test_cors_fails_when_the_origin_is_not_allowed(connection: Connection, app_url: str) -> None:
+    with pytest.raises(AssertionError) as raised:
+        connection.get("/echo", cors=True, headers={"X-Request-ID": "c"})
+    assert str(raised.value) == (
+        f"GET {app_url}/echo: Access-Control-Allow-Origin is None, expected 'http://localhost' or '*' "
+        "(X-Request-ID: c)"
+    )
+
+
+def test_cache_allowed_false_accepts_no_store_and_refuses_no_header(
+    connection: Connection, app_url: str
+) -> None:
+    connection.get("/echo?cache=no-store", cache_allowed=False)
+    connection.get("/echo?cache=public,%20max-age=0", cache_allowed=False)
+    with pytest.raises(AssertionError) as raised:
+        connection.get("/echo", cache_allowed=False, headers={"X-Request-ID": "k"})
+    assert (
+        str(raised.value) == f"GET {app_url}/echo: Cache-Control '' does not forbid caching (X-Request-ID: k)"
+    )
+
+
+def test_cache_allowed_true_refuses_no_cache(connection: Connection) -> None:
+    connection.get("/echo?cache=max-age=60", cache_allowed=True)
+    with pytest.raises(AssertionError, match="does not allow caching"):
+        connection.get("/echo?cache=no-cache", cache_allowed=True)
+
+
+def test_absolute_urls_are_used_as_they_are(connection: Connection, app_url: str) -> None:
+    assert connection.get_json(f"{app_url}/echo")["method"] == "GET"
+
+
+def test_requests_time_out_by_default(echo: ProcessComposition) -> None:
+    with Connection(echo.base_url, timeout=0.5) as impatient:
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            impatient.get("/echo?sleep=3")
+        assert time.monotonic() - started < 2.5

@@ -1,0 +1,251 @@
+"""c2cwsgiutils.acceptance.composition.Composition, the Docker Compose v2 controller.
+
+There is no Docker engine here, so its command lines are checked against a recording stand-in: a
+small ``docker`` script that each test puts first on PATH. It records its arguments and answers
+what the test scripted (``docker compose ps`` answers can change from one call to the next). One
+test runs the real ``docker`` CLI when one is installed.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from c2cwsgiutils.acceptance.composition import Composition, CompositionError
+
+STANDIN = """\
+#!{python}
+import json, os, sys, time
+args = sys.argv[1:]
+with open(os.environ["STANDIN_RECORD"], "a") as record:
+    record.write(json.dumps(args) + "\\n")
+rest = args[1:]
+while rest and rest[0] in ("--file", "--project-name"):
+    rest = rest[2:]
+scenario = json.load(open(os.environ["STANDIN_SCENARIO"]))
+answer = scenario.get(rest[0] if rest else "", {{}})
+if isinstance(answer, list):  # one answer per call, the last one repeated
+    counter = os.environ["STANDIN_SCENARIO"] + "." + rest[0]
+    count = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(count + 1))
+    answer = answer[min(count, len(answer) - 1)]
+time.sleep(answer.get("sleep", 0))
+sys.stdout.write(answer.get("stdout", ""))
+sys.stderr.write(answer.get("stderr", ""))
+sys.exit(answer.get("code", 0))
+"""
+
+FILE = ["compose", "--file", "docker-compose.yaml"]
+
+
+def ps(*containers: dict[str, Any]) -> dict[str, str]:
+    """A ``docker compose ps --format json`` answer: one JSON object per line (Compose >= 2.21)."""
+    return {"stdout": "".join(json.dumps(container) + "\n" for container in containers)}
+
+
+def container(service: str, state: str = "running", health: str = "", exit_code: int = 0) -> dict[str, Any]:
+    return {"Service": service, "State": state, "Health": health, "ExitCode": exit_code}
+
+
+class Docker:
+    """The stand-in ``docker`` on PATH, with what it was asked and what it answers."""
+
+    def __init__(self, directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        bin_dir = directory / "bin"
+        bin_dir.mkdir()
+        script = bin_dir / "docker"
+        script.write_text(STANDIN.format(python=sys.executable), encoding="utf-8")
+        script.chmod(0o755)
+        self.record = directory / "record.jsonl"
+        self.scenario_file = directory / "scenario.json"
+        self.script(version={"stdout": "2.29.7\n"}, ps=ps(container("app", health="healthy")))
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("STANDIN_RECORD", str(self.record))
+        monkeypatch.setenv("STANDIN_SCENARIO", str(self.scenario_file))
+
+    def script(self, **answers: Any) -> None:
+        """Set the answers, by compose subcommand (``ps``, ``port``...); a list is one per call."""
+        current = json.loads(self.scenario_file.read_text()) if self.scenario_file.exists() else {}
+        self.scenario_file.write_text(json.dumps({**current, **answers}), encoding="utf-8")
+
+    def calls(self) -> list[list[str]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Docker:
+    return Docker(tmp_path, monkeypatch)
+
+
+def composition(**kwargs: Any) -> Composition:
+    return Composition("docker-compose.yaml", **kwargs)
+
+
+def test_start_checks_the_cli_builds_brings_up_and_waits(docker: Docker) -> None:
+    composition().start()
+    assert docker.calls() == [
+        [*FILE, "version", "--short"],
+        [*FILE, "build"],
+        [*FILE, "up", "--detach", "--remove-orphans"],
+        [*FILE, "ps", "--all", "--format", "json"],
+    ]
+
+
+def test_project_name_is_passed_and_build_can_be_skipped(docker: Docker) -> None:
+    composition(project_name="p1", build=False).start()
+    assert [call[3:] for call in docker.calls()][:3] == [
+        ["--project-name", "p1", "version", "--short"],
+        ["--project-name", "p1", "up", "--detach", "--remove-orphans"],
+        ["--project-name", "p1", "ps", "--all", "--format", "json"],
+    ]
+
+
+def test_start_waits_until_every_container_is_healthy(docker: Docker) -> None:
+    docker.script(
+        ps=[
+            ps(container("app", health="starting"), container("db", health="healthy")),
+            ps(
+                container("app", health="healthy"),
+                container("db", health="healthy"),
+                container("init", "exited"),
+            ),
+        ]
+    )
+    composition().start()
+    assert [call[3] for call in docker.calls()].count("ps") == 2
+
+
+def test_an_older_compose_answering_one_json_array_is_understood(docker: Docker) -> None:
+    docker.script(ps={"stdout": json.dumps([container("app", health="healthy")])})
+    composition(start_timeout=0).start()
+
+
+def test_a_service_that_does_not_become_healthy_is_named_with_its_last_logs(docker: Docker) -> None:
+    docker.script(
+        ps=ps(container("app", health="starting"), container("db", health="healthy")),
+        logs={"stdout": "app-1  | still loading\n"},
+    )
+    with pytest.raises(CompositionError) as raised:
+        composition(start_timeout=0).start()
+    assert str(raised.value) == (
+        "services not healthy after 0s: app (starting)\nlast log lines:\napp-1  | still loading"
+    )
+    assert docker.calls()[-1] == [*FILE, "logs", "--no-color", "--tail", "20", "app"]
+
+
+def test_an_unhealthy_or_failed_service_fails_at_once(docker: Docker) -> None:
+    docker.script(
+        ps=ps(container("app", health="unhealthy"), container("db", "exited", exit_code=3)),
+        logs={"stdout": ""},
+    )
+    with pytest.raises(CompositionError) as raised:
+        composition(start_timeout=600).start()
+    assert str(raised.value) == "services failed: app (unhealthy), db (exited with 3)"
+
+
+def test_a_failing_command_says_which_with_its_error_output(docker: Docker) -> None:
+    docker.script(build={"code": 17, "stderr": "failed to solve: no such file\n"})
+    with pytest.raises(CompositionError) as raised:
+        composition().start()
+    assert str(raised.value) == "docker compose build: exit 17\nfailed to solve: no such file"
+
+
+def test_a_command_that_hangs_times_out(docker: Docker) -> None:
+    docker.script(up={"sleep": 30})
+    with pytest.raises(CompositionError) as raised:
+        composition(command_timeout=0.5).start()
+    assert str(raised.value) == "docker compose up --detach --remove-orphans: no end after 0.5s"
+
+
+def test_missing_docker_cli_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CompositionError) as raised:
+        composition().start()
+    assert str(raised.value) == (
+        "'docker' was not found on PATH: install the Docker CLI and its Compose v2 plugin"
+    )
+
+
+def test_missing_compose_plugin_is_a_clear_error(docker: Docker) -> None:
+    docker.script(version={"code": 1, "stderr": "docker: unknown command: docker compose\n"})
+    with pytest.raises(CompositionError) as raised:
+        composition().start()
+    assert str(raised.value) == (
+        "'docker compose' is not available (docker: unknown command: docker compose): "
+        "install the Docker Compose v2 plugin"
+    )
+    assert len(docker.calls()) == 1
+
+
+def test_the_real_docker_cli_where_installed() -> None:
+    """The installed ``docker``: its Compose version, or the error that names the missing piece."""
+    real = composition()
+    if shutil.which("docker") is None:
+        with pytest.raises(CompositionError, match="'docker' was not found on PATH"):
+            real.check_cli()
+        return
+    works = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False, timeout=60)
+    if works.returncode == 0:
+        assert real.check_cli()[0].isdigit()
+    else:
+        with pytest.raises(CompositionError, match=r"^'docker compose' is not available \(.+\): install"):
+            real.check_cli()
+
+
+def test_base_url_is_the_published_port_of_the_app(docker: Docker) -> None:
+    docker.script(port={"stdout": "0.0.0.0:49153\n"})
+    assert composition().base_url == "http://127.0.0.1:49153"
+    assert composition(app_service="web", app_port=80).url("/c2c/") == "http://127.0.0.1:49153/c2c/"
+    assert docker.calls()[-1] == [*FILE, "port", "web", "80"]
+
+
+def test_an_unpublished_app_port_is_a_clear_error(docker: Docker) -> None:
+    docker.script(port={"stdout": ""})
+    with pytest.raises(CompositionError) as raised:
+        _ = composition().base_url
+    assert str(raised.value) == "service 'app' publishes no host port for 8080"
+
+
+def test_stop_restart_run_exec_and_logs_command_lines(docker: Docker) -> None:
+    docker.script(run={"stdout": "ran\n", "code": 2}, exec={"stdout": "42\n"}, logs={"stdout": "app | hi\n"})
+    compose = composition()
+    compose.stop("db")
+    compose.stop()
+    compose.restart("app")
+    assert compose.run("app", "alembic", "upgrade", "head", env={"A": "1"}).returncode == 2
+    assert compose.exec("app", "id", "-u").stdout == "42\n"
+    assert compose.logs("app") == "app | hi\n"
+    assert compose.logs() == "app | hi\n"
+    assert [call[3:] for call in docker.calls()] == [
+        ["stop", "db"],
+        ["stop"],
+        ["restart", "app"],
+        ["ps", "--all", "--format", "json"],
+        ["run", "--rm", "--no-TTY", "--env", "A=1", "app", "alembic", "upgrade", "head"],
+        ["exec", "--no-TTY", "app", "id", "-u"],
+        ["logs", "--no-color", "app"],
+        ["logs", "--no-color"],
+    ]
+
+
+def test_close_takes_everything_down_unless_kept(docker: Docker) -> None:
+    with composition():
+        pass
+    assert docker.calls()[-1] == [*FILE, "down", "--volumes", "--remove-orphans", "--timeout", "10"]
+    with composition(keep=True):
+        pass
+    assert docker.calls()[-1][3] == "ps"
+
+
+def test_a_failed_start_in_a_with_block_takes_everything_down(docker: Docker) -> None:
+    docker.script(ps=ps(container("app", health="unhealthy")), logs={"stdout": ""})
+    with pytest.raises(CompositionError), composition():
+        pass
+    assert docker.calls()[-1][3] == "down"
