@@ -5,10 +5,19 @@ A view that reveals or changes state is switched on only when its secret setting
 ``X-API-Key`` header (preferred: headers stay out of access logs) or in the ``secret`` query
 parameter (the original's form). It is compared in constant time; a missing or wrong secret is
 a 403 JSON answer.
+
+The ops page signs a browser in with a session cookie instead (:data:`COOKIE`, scoped to
+``C2C_BASE_PATH``, ``Secure; HttpOnly; SameSite=Strict``). Its value is never the secret: it is
+one or more tokens ``<expiry>.<mac>``, the mac being an HMAC-SHA256 of the expiry with a key
+derived from one secret. So a token opens exactly the views guarded by the secret it was made
+with, until its expiry, and whoever holds no secret cannot make one.
 """
 
+import base64
+import hashlib
 import hmac
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyramid.httpexceptions import HTTPForbidden
@@ -30,12 +39,98 @@ def provided_secret(request: Request) -> str | None:
     return value
 
 
+COOKIE = "c2c_ops_session"
+LIFETIME_KEY = "c2cwsgiutils.auth.session_lifetime"
+"""Registry key of the session lifetime in seconds (set by :mod:`c2cwsgiutils.ops_views`)."""
+_KEY_LABEL = b"c2cwsgiutils ops page session v1"
+# A cookie holds at most one token per distinct secret; beyond this many it is not looked at.
+MAX_TOKENS = 8
+_FETCH_SITES = frozenset(("same-origin", "none"))
+
+
+def _cookie_key(secret: str) -> bytes:
+    """Derive the signing key of the session tokens from a secret (never the secret itself)."""
+    return hmac.new(secret.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def _mac(secret: str, expiry: int) -> str:
+    digest = hmac.new(_cookie_key(secret), str(expiry).encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def make_token(secret: str, expiry: int) -> str:
+    """Return a session token that opens the views guarded by ``secret`` until ``expiry`` (Unix time)."""
+    return f"{expiry}.{_mac(secret, expiry)}"
+
+
+def split_tokens(cookie: str | None) -> list[str]:
+    """Return the tokens of a session cookie's value (at most :data:`MAX_TOKENS`)."""
+    return [token for token in (cookie or "").split("~") if token][:MAX_TOKENS]
+
+
+def token_expiry(token: str, secret: str, max_lifetime: float | None = None) -> int | None:
+    """Return the expiry of a token made with ``secret`` that still holds, else None.
+
+    With ``max_lifetime``, a token that claims to live longer than that from now is refused too
+    (a token made before the lifetime setting was shortened).
+    """
+    expiry_text, _, mac = token.partition(".")
+    if not expiry_text.isdigit() or len(expiry_text) > 12 or not secret:
+        return None
+    expiry = int(expiry_text)
+    now = time.time()
+    if expiry <= now or (max_lifetime is not None and expiry > now + max_lifetime + 1):
+        return None
+    if not hmac.compare_digest(mac.encode("ascii", "replace"), _mac(secret, expiry).encode("ascii")):
+        return None
+    return expiry
+
+
+def merge_tokens(tokens: Iterable[str], secret: str, secrets: Iterable[str], expiry: int) -> str:
+    """Return a cookie value: a new token for ``secret``, and the old tokens still valid for the others."""
+    others = [
+        other
+        for other in set(secrets)
+        if not hmac.compare_digest(other.encode("utf-8"), secret.encode("utf-8"))
+    ]
+    kept = [token for token in tokens if any(token_expiry(token, other) for other in others)]
+    return "~".join([make_token(secret, expiry), *kept][:MAX_TOKENS])
+
+
+def same_origin(request: Request) -> bool:
+    """Tell whether the browser says the request comes from the ops page's own origin.
+
+    SameSite=Strict keeps the cookie from other sites, but not from another origin of the same
+    site (a sibling subdomain): the Fetch metadata (or, from older browsers, Origin) says which.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in _FETCH_SITES
+    origin = request.headers.get("Origin")
+    return origin is None or origin.partition("://")[2] == request.host
+
+
+def cookie_expiry(request: Request, expected: str) -> int | None:
+    """Return the expiry of the request's session token for ``expected``, if one holds."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie or not expected or not same_origin(request):
+        return None
+    max_lifetime = request.registry.get(LIFETIME_KEY)
+    for token in split_tokens(cookie):
+        expiry = token_expiry(token, expected, max_lifetime)
+        if expiry is not None:
+            return expiry
+    return None
+
+
 def is_authorized(request: Request, expected: str) -> bool:
-    """Tell whether the request carries the expected (non-empty) secret."""
-    given = provided_secret(request)
-    if not given or not expected:
+    """Tell whether the request carries the expected (non-empty) secret, or a session token for it."""
+    if not expected:
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    given = provided_secret(request)
+    if given:
+        return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return cookie_expiry(request, expected) is not None
 
 
 def guard(view: View, expected: str) -> View:

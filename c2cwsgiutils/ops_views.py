@@ -2,6 +2,14 @@
 
 Features add their views with :func:`add_ops_view`; a view that reveals or changes state names
 the secret setting that guards it, and is switched on only when that secret is set.
+
+Every ops view answers CORS requests with ``Access-Control-Allow-Origin: *`` and never with
+``Access-Control-Allow-Credentials``: a dashboard on another origin may read a fleet's health
+and versions, but a protected view still needs its secret in the request itself (the ops page's
+session cookie is ``SameSite=Strict`` and is never accepted from another origin).
+
+``{C2C_BASE_PATH}/`` lists the views as JSON, or shows the ops page (:mod:`c2cwsgiutils.ops_page`)
+to a browser.
 """
 
 import dataclasses
@@ -13,11 +21,23 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from c2cwsgiutils import auth
-from c2cwsgiutils.config_utils import Setting, SettingsGroup, parse_base_path, setting
+from c2cwsgiutils.config_utils import (
+    Setting,
+    SettingsGroup,
+    parse_base_path,
+    parse_positive_duration,
+    setting,
+)
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.responses import json_response
 
 _OPS_VIEWS_KEY = "c2cwsgiutils.ops_views"
+_SECRETS_KEY = "c2cwsgiutils.ops_views.secrets"
+_DEFAULT_METHODS = ("GET", "HEAD", "POST")
+# What a cross-origin client may send: the secret's header, a body, and its own request ID.
+CORS_ALLOW_HEADERS = "X-API-Key, Content-Type, Accept, X-Request-ID"
+CORS_EXPOSE_HEADERS = "X-Request-ID"
+CORS_MAX_AGE = "600"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +52,14 @@ class OpsViewsSettings(SettingsGroup):
         "/c2c",
         "URL prefix of every c2cwsgiutils view; `/` puts them at the root.",
         parse=parse_base_path,
+    )
+    session_lifetime: float = setting(
+        "C2C_OPS_SESSION_LIFETIME",
+        "c2c.ops_session_lifetime",
+        3600.0,
+        "How long the ops page's session cookie opens the protected views after the secret was entered.",
+        parse=parse_positive_duration,
+        default_doc="`1h`",
     )
 
 
@@ -55,6 +83,7 @@ def add_ops_view(
     setting is set, and answers 403 unless the request carries it (:mod:`c2cwsgiutils.auth`).
     Return the view's full path, or None when it is off.
     """
+    expected = None
     if secret is not None:
         expected = secret.resolve(config.get_settings())
         if not expected:
@@ -63,9 +92,47 @@ def add_ops_view(
     full_path = base_path(config) + path
     route_name = f"c2c_{name}"
     config.add_route(route_name, full_path)
-    config.add_view(view, route_name=route_name, **view_options)
+    add_cors_views(config, route_name, view, view_options)
     config.registry.setdefault(_OPS_VIEWS_KEY, {})[name] = full_path
+    if expected is not None:
+        config.registry.setdefault(_SECRETS_KEY, {})[name] = expected
     return full_path
+
+
+def _add_cors_headers(request: Request, response: Response) -> None:
+    """Let any origin read the answer, without credentials (no Allow-Credentials, ever)."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+
+
+def add_cors_views(
+    config: Configurator, route_name: str, view: Callable[[Request], Any], view_options: dict[str, Any]
+) -> None:
+    """Add ``view`` on a route with the ops views' CORS answer, and a view for CORS preflights."""
+
+    def cors_view(request: Request) -> Any:
+        # A response callback also reaches the error views' answers (a 403, a 500).
+        request.add_response_callback(_add_cors_headers)
+        return view(request)
+
+    cors_view.__doc__ = view.__doc__
+    config.add_view(cors_view, route_name=route_name, **view_options)
+    methods = view_options.get("request_method") or _DEFAULT_METHODS
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    allow_methods = ", ".join(methods)
+
+    def preflight_view(request: Request) -> Response:
+        """Answer a CORS preflight (and a plain OPTIONS): who may call, with what."""
+        response = Response(status=204)
+        response.headers["Allow"] = allow_methods
+        response.headers["Access-Control-Allow-Methods"] = allow_methods
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+        _add_cors_headers(request, response)
+        return response
+
+    if "OPTIONS" not in methods:
+        config.add_view(preflight_view, route_name=route_name, request_method="OPTIONS")
 
 
 def ops_views(request: Request) -> dict[str, str]:
@@ -74,18 +141,43 @@ def ops_views(request: Request) -> dict[str, str]:
     return views
 
 
+def view_secrets(request: Request) -> dict[str, str]:
+    """Return the secret of each protected ops view that is on, by view name (never to be shown)."""
+    secrets: dict[str, str] = request.registry.get(_SECRETS_KEY, {})
+    return secrets
+
+
+def prefers_html(request: Request) -> bool:
+    """Tell whether the client asks for HTML before JSON (a browser); no Accept header means JSON."""
+    if "Accept" not in request.headers:
+        return False
+    offers = request.accept.acceptable_offers(["application/json", "text/html"])
+    return bool(offers) and offers[0][0] == "text/html"
+
+
 def _index(request: Request) -> Response:
-    prefix = OpsViewsSettings.of(request).base_path
-    return json_response({"base_path": prefix, "views": ops_views(request)})
+    if prefers_html(request):
+        from c2cwsgiutils import ops_page  # noqa: PLC0415 (ops_page builds on this module)
+
+        response = ops_page.page(request)
+    else:
+        prefix = OpsViewsSettings.of(request).base_path
+        response = json_response({"base_path": prefix, "views": ops_views(request)})
+    # Caches must keep the page and the JSON apart.
+    response.vary = ("Accept",)
+    return response
 
 
 def includeme(config: Configurator) -> None:
     """Add the index of ops views at ``{C2C_BASE_PATH}/``."""
     if not first_time(config, "ops_views"):
         return
-    prefix = base_path(config)
+    settings = OpsViewsSettings.of(config)
+    config.registry[auth.LIFETIME_KEY] = settings.session_lifetime
+    prefix = settings.base_path
     if not prefix:
-        # With the ops views at the root, an index there would take the app's own home page.
+        # With the ops views at the root, an index (or a page) there would take the app's own home page.
         return
     config.add_route("c2c_index", prefix + "{slash:/?}")
-    config.add_view(_index, route_name="c2c_index", request_method=("GET", "HEAD"))
+    add_cors_views(config, "c2c_index", _index, {"request_method": ("GET", "HEAD")})
+    config.include("c2cwsgiutils.ops_page")
