@@ -110,9 +110,18 @@ def same_origin(request: Request) -> bool:
     return origin is None or origin.partition("://")[2] == request.host
 
 
+def session_cookie(request: Request) -> str | None:
+    """Return the session cookie's value (None when absent, or when the Cookie header is not UTF-8)."""
+    try:
+        value: str | None = request.cookies.get(COOKIE)
+    except UnicodeDecodeError:  # WebOb decodes every cookie of the header at once
+        return None
+    return value
+
+
 def cookie_expiry(request: Request, expected: str) -> int | None:
     """Return the expiry of the request's session token for ``expected``, if one holds."""
-    cookie = request.cookies.get(COOKIE)
+    cookie = session_cookie(request)
     if not cookie or not expected or not same_origin(request):
         return None
     max_lifetime = request.registry.get(LIFETIME_KEY)

@@ -11,7 +11,7 @@ import webtest
 from c2cwsgiutils import auth, broadcast, logging_view
 from tests.apps import make_app
 
-SECRET = "s3cret-value"
+SECRET = "s3cret-value"  # noqa: S105 (made up)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 HTML = {"Accept": BROWSER_ACCEPT}
 # webtest talks plain HTTP; the Secure cookie is then sent back as a browser on HTTPS would.

@@ -224,7 +224,7 @@ def login_view(request: Request) -> Response:
         return page(request, 403, "Wrong secret.")
     lifetime = OpsViewsSettings.of(request).session_lifetime
     value = auth.merge_tokens(
-        auth.split_tokens(request.cookies.get(auth.COOKIE)), secret, secrets, int(time.time() + lifetime)
+        auth.split_tokens(auth.session_cookie(request)), secret, secrets, int(time.time() + lifetime)
     )
     response = _back_to_page(request)
     _set_session_cookie(request, response, value, int(lifetime))
