@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 
+from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
 from c2cwsgiutils.request_tracking import current_request_id
 
 LOG = logging.getLogger("c2cwsgiutils.db")
@@ -95,7 +96,7 @@ class RoutingSession(Session):
         """Send everything to the primary until the request ends (something was written)."""
         self._c2c_state = (_current_request(), self.c2c_router.primary)
 
-    def get_bind(
+    def get_bind(  # noqa: PLR0911 (one return per rule, in the order they apply)
         self,
         mapper: Any = None,
         *,
@@ -109,6 +110,11 @@ class RoutingSession(Session):
         if bind is not None:
             return bind
         router = self.c2c_router
+        if MAINTENANCE.readonly:
+            # Read-only maintenance wins over every other rule: the primary may be down.
+            if clause is not None and needs_primary(clause):
+                raise ReadOnlyMaintenanceError()
+            return router.replica
         if self.c2c_forced is not None:
             return self.c2c_forced
         if router.single:
@@ -128,8 +134,45 @@ class RoutingSession(Session):
 
 @event.listens_for(RoutingSession, "before_flush")
 def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
-    if isinstance(session, RoutingSession) and session.c2c_forced is None:
+    if not isinstance(session, RoutingSession):
+        return
+    if MAINTENANCE.readonly and _has_changes(session):
+        raise ReadOnlyMaintenanceError()
+    if session.c2c_forced is None:
         session.c2c_use_primary_from_now()
+
+
+def _has_changes(session: Session) -> bool:
+    """Say whether a flush would write (an object set to the value it had writes nothing)."""
+    return bool(session.new or session.deleted) or any(
+        session.is_modified(instance) for instance in session.dirty
+    )
+
+
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
+
+
+def _read_only_error(context: Any) -> BaseException | None:
+    """During maintenance, turn the replica's read-only error into :class:`ReadOnlyMaintenanceError`.
+
+    A write the routing cannot see (through ``session.connection()``, a function that writes)
+    reaches the replica, which refuses it; the client gets the maintenance 503, not a 500.
+    """
+    if not MAINTENANCE.readonly:
+        return None
+    original = context.original_exception
+    # psycopg 3 says sqlstate, psycopg2 pgcode.
+    if getattr(original, "sqlstate", None) == READ_ONLY_SQLSTATE or (
+        getattr(original, "pgcode", None) == READ_ONLY_SQLSTATE
+    ):
+        return ReadOnlyMaintenanceError()
+    return None
+
+
+def listen_read_only_errors(engine: Engine) -> None:
+    """During maintenance, raise ``engine``'s read-only errors as the maintenance's (idempotent)."""
+    if not event.contains(engine, "handle_error", _read_only_error):
+        event.listen(engine, "handle_error", _read_only_error)
 
 
 class ReplicaFallback:

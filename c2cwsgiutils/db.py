@@ -26,7 +26,9 @@ from c2cwsgiutils.include import first_time
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session, scoped_session
+    from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+    from c2cwsgiutils._db_routing import Router
 
 _SCOPED_SESSIONS_KEY = "c2cwsgiutils.db.scoped_sessions"
 ENGINES_KEY = "c2cwsgiutils.db.engines"
@@ -80,37 +82,12 @@ def setup_session(
     same URL, both engines are the same one. ``force_master`` and ``force_slave`` are regular
     expressions matched on the whole ``"METHOD /path"`` of a request.
     """
-    sqlalchemy = extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
+    extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
     from c2cwsgiutils import _db_routing  # noqa: PLC0415
 
-    config.include("c2cwsgiutils.db")
-    db_settings = DbSettings.of(config)
-    settings = config.get_settings()
-    engines = config.registry.setdefault(ENGINES_KEY, {})
-
-    primary: Engine = sqlalchemy.engine_from_config(
-        _engine_options(settings, master_prefix + "."), prefix=master_prefix + "."
-    )
-    engines[master_prefix] = primary
-    replica = primary
-    slave_url = settings.get(f"{slave_prefix}.url") if slave_prefix else None
-    if slave_prefix and slave_url and sqlalchemy.make_url(slave_url) != primary.url:
-        replica = sqlalchemy.engine_from_config(
-            _engine_options(settings, slave_prefix + "."), prefix=slave_prefix + "."
-        )
-        engines[slave_prefix] = replica
-        if type(replica.dialect) is type(primary.dialect):
-            _db_routing.ReplicaFallback(replica, primary, db_settings.replica_retry)
-        else:
-            _db_routing.LOG.warning(
-                "%s and %s use different drivers: reads will not fall back to the primary "
-                "when the replica is down",
-                master_prefix,
-                slave_prefix,
-            )
-    router = _db_routing.Router(primary, replica, force_master, force_slave)
+    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
     factory: scoped_session[Session] = scoped_session(
         sessionmaker(class_=_db_routing.RoutingSession, router=router)
     )
@@ -120,7 +97,98 @@ def setup_session(
         # Outside pyramid_tm (which commits, then zope.sqlalchemy closes the session) and EXCVIEW.
         config.add_tween(TWEEN, over=("pyramid_tm.tm_tween_factory", EXCVIEW))
     scoped.append(factory)
-    return factory, primary, replica
+    return factory, router.primary, router.replica
+
+
+def setup_request_session(
+    config: Configurator,
+    master_prefix: str,
+    slave_prefix: str | None = None,
+    force_master: Iterable[str] | None = None,
+    force_slave: Iterable[str] | None = None,
+    *,
+    name: str = "dbsession",
+) -> tuple["sessionmaker[Session]", "Engine", "Engine"]:
+    """Add ``request.dbsession`` (or ``request.<name>``): a session per request, joined to ``pyramid_tm``.
+
+    The session is made the first time a request asks for it (a request that does not pays
+    nothing more), joined to ``request.tm`` with ``zope.sqlalchemy``: it is committed when the
+    view returns, rolled back when it raises or the response is an error, then closed. It is
+    routed as :func:`setup_session`'s (same arguments, same rules, read-only maintenance
+    included), and shares its engines when the prefixes are the same. Includes ``pyramid_tm``.
+
+    Return ``(sessionmaker, primary engine, replica engine)``; for scripts, join a session of the
+    sessionmaker to a transaction manager yourself (``zope.sqlalchemy.register(session)``).
+    """
+    extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
+    zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "request.dbsession")
+    extras.require("pyramid_tm", "db", "request.dbsession")
+    from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
+
+    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+
+    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
+    factory: sessionmaker[Session] = sessionmaker(class_=_db_routing.RoutingSession, router=router)
+    config.include("pyramid_tm")
+
+    def request_session(request: Request) -> "Session":
+        session = factory()
+        zope_sqlalchemy.register(session, transaction_manager=request.tm)
+        # zope.sqlalchemy closes a session that took part in a transaction; this one, in case
+        # it was used outside pyramid_tm's (an excluded request, a tween above it).
+        request.add_finished_callback(lambda request: session.close())
+        return session
+
+    # Reified: made on first use only. pyramid_tm's request.tm is reified too, so Pyramid already
+    # builds the per-request class this needs: one more property adds next to nothing.
+    config.add_request_method(request_session, name, reify=True)
+    return factory, router.primary, router.replica
+
+
+def _make_router(
+    config: Configurator,
+    master_prefix: str,
+    slave_prefix: str | None,
+    force_master: Iterable[str] | None,
+    force_slave: Iterable[str] | None,
+) -> "Router":
+    """Make the router of a session; the engines are made once per prefix, so sessions share them."""
+    import sqlalchemy  # noqa: PLC0415
+
+    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+
+    config.include("c2cwsgiutils.db")
+    config.include("c2cwsgiutils.db_maintenance")
+    settings = config.get_settings()
+    engines: dict[str, Engine] = config.registry.setdefault(ENGINES_KEY, {})
+    made: list[str] = []
+
+    def engine(prefix: str) -> "Engine":
+        if prefix not in engines:
+            engines[prefix] = sqlalchemy.engine_from_config(
+                _engine_options(settings, prefix + "."), prefix=prefix + "."
+            )
+            made.append(prefix)
+        return engines[prefix]
+
+    primary = replica = engine(master_prefix)
+    slave_url = settings.get(f"{slave_prefix}.url") if slave_prefix else None
+    if slave_prefix and slave_url and sqlalchemy.make_url(slave_url) != primary.url:
+        replica = engine(slave_prefix)
+        if slave_prefix not in made:
+            pass  # made by an earlier session, with its fallback
+        elif type(replica.dialect) is type(primary.dialect):
+            _db_routing.ReplicaFallback(replica, primary, DbSettings.of(config).replica_retry)
+        else:
+            _db_routing.LOG.warning(
+                "%s and %s use different drivers: reads will not fall back to the primary "
+                "when the replica is down",
+                master_prefix,
+                slave_prefix,
+            )
+    for each in (primary, replica):
+        _db_routing.listen_read_only_errors(each)
+    return _db_routing.Router(primary, replica, force_master, force_slave)
 
 
 def tween_factory(

@@ -29,6 +29,7 @@ from pyramid.response import Response
 
 from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
+from c2cwsgiutils.db_maintenance import MAINTENANCE
 from c2cwsgiutils.errors import ErrorsSettings
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
@@ -69,6 +70,13 @@ def scrub_message(text: str) -> str:
 
 class CheckTimeoutError(Exception):
     """A check did not finish within its timeout."""
+
+
+class CheckSkippedError(Exception):
+    """A check that does not apply now (the primary during maintenance): neither a success nor a failure."""
+
+
+MAINTENANCE_SKIP = "read-only database maintenance"
 
 
 @dataclasses.dataclass
@@ -172,10 +180,13 @@ class HealthCheck:
         fails while the replica does not answer, even though reads then go to the primary.
         """
         extras.require("sqlalchemy", "db", "the database health check")
-        for prefix, engine in self._engines_of(session):
+        engines = self._engines_of(session)
+        for index, (prefix, engine) in enumerate(engines):
+            # With a replica, the primary is not used during read-only maintenance: not checked.
+            skip_in_maintenance = index == 0 and len(engines) > 1
             self.add_check(
                 f"db_engine_{prefix}",
-                _DbCheck(session, engine, query_cb, at_least_one_model),
+                _DbCheck(session, engine, query_cb, at_least_one_model, skip_in_maintenance),
                 level,
                 timeout,
             )
@@ -305,10 +316,14 @@ class HealthCheck:
             return names
         outcomes = self.run(request, names)
         failures: dict[str, dict[str, Any]] = {}
+        skipped: dict[str, str] = {}
         for outcome in outcomes:
             if outcome.error is None:
                 continue
             error = outcome.error
+            if isinstance(error, CheckSkippedError):
+                skipped[outcome.name] = str(error)
+                continue
             message = scrub_message(str(error) or type(error).__name__)
             failure: dict[str, Any] = {"message": message}
             LOG.warning("health check %s failed: %s", outcome.name, message)
@@ -324,6 +339,12 @@ class HealthCheck:
             "successes": [outcome.name for outcome in outcomes if outcome.error is None],
             "failures": failures,
         }
+        if skipped:
+            body["skipped"] = skipped
+        if MAINTENANCE.readonly:
+            # Reported, not failed: reads still work, and a load balancer that took every
+            # instance out at once would turn a read-only service into no service.
+            body["maintenance"] = MAINTENANCE.state()
         if request.params.get("timings") in ("1", "true", "yes", "on"):
             body["timings"] = {outcome.name: round(outcome.duration * 1000, 1) for outcome in outcomes}
         headers = [("Cache-Control", "no-store")]
@@ -357,12 +378,18 @@ class _DbCheck:
     """One engine of a session: the query, or a row of the model, and not on a fallback connection."""
 
     def __init__(
-        self, session: "scoped_session[Session]", engine: "Engine", query_cb: Any, model: Any
+        self,
+        session: "scoped_session[Session]",
+        engine: "Engine",
+        query_cb: Any,
+        model: Any,
+        skip_in_maintenance: bool = False,
     ) -> None:
         self.session = session
         self.engine = engine
         self.query_cb = query_cb
         self.model = model
+        self.skip_in_maintenance = skip_in_maintenance
 
     def __call__(self, request: Request) -> None:
         from sqlalchemy import select, text  # noqa: PLC0415
@@ -370,6 +397,8 @@ class _DbCheck:
         from c2cwsgiutils._db_routing import FALLBACK  # noqa: PLC0415
         from c2cwsgiutils.db import use_engine  # noqa: PLC0415
 
+        if self.skip_in_maintenance and MAINTENANCE.readonly:
+            raise CheckSkippedError(MAINTENANCE_SKIP)
         # The scoped session of this pool thread, on this engine, removed afterwards.
         try:
             use_engine(self.session, self.engine)
@@ -413,7 +442,10 @@ class _AlembicCheck:
         schema = self.version_schema or config.get_main_option("version_table_schema")
         if schema:
             options["version_table_schema"] = schema
-        for engine in self.engines:
+        engines = self.engines
+        if MAINTENANCE.readonly and len(engines) > 1:
+            engines = engines[1:]  # not the primary: maintenance may have stopped it
+        for engine in engines:
             with engine.connect() as connection:
                 current = set(MigrationContext.configure(connection, opts=options).get_current_heads())
             if current != heads:
