@@ -135,6 +135,12 @@ class PrometheusBackend(Backend):
             ("query",),
             registry=self._register,
         )
+        self.outgoing_calls = client.Histogram(
+            f"{prefix}outgoing_request_duration_seconds",
+            "Time of an outgoing requests call, by host, method and status (or timeout, error).",
+            ("host", "method", "status"),
+            registry=self._register,
+        )
 
     def _metric(self, kind: str, key: Key, tags: Tags) -> Any:
         cache_key = (kind, key, tuple(sorted(tags.items())) if tags else None)
@@ -219,6 +225,10 @@ class PrometheusBackend(Backend):
     def sql(self, query: str, seconds: float) -> None:
         """Observe the query's duration, labelled by its normalised text."""
         self.queries.labels(query).observe(seconds)
+
+    def outgoing(self, host: str, method: str, status: str, seconds: float) -> None:
+        """Observe an outgoing call's duration, labelled by host, method and status."""
+        self.outgoing_calls.labels(host, method, status).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """Return the metrics of every worker (or of this process) in the text format, and its type."""

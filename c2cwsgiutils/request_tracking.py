@@ -13,6 +13,7 @@ outgoing ``requests`` calls pick it up. A subrequest keeps the ID of the request
 import dataclasses
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
@@ -228,33 +229,87 @@ def tween_factory(
 _ORIGINAL = "_c2cwsgiutils_original"
 
 
-def propagate_to_requests() -> None:
-    """Make every ``requests`` call made while serving a request carry its ID in ``X-Request-ID``.
+@dataclasses.dataclass
+class RequestsHooks:
+    """What the toolkit's one wrapper of ``requests.Session.send`` does (process-wide, as the wrapper is).
 
-    The request's W3C ``traceparent``, if it has a valid one, goes along too, so that the call
-    joins the same trace. This wraps ``requests.Session.send`` once per process; a header the
-    caller set wins.
+    Each feature's include sets its part: request tracking ``propagate_id``,
+    :mod:`c2cwsgiutils.outgoing` ``default_timeout``, the metrics ``measure``.
     """
+
+    propagate_id: bool = False
+    """Send the request ID (and the W3C ``traceparent``) along with calls made while serving a request."""
+    default_timeout: float | None = None
+    """The timeout of calls made while serving a request that set none (``timeout=None`` counts as none)."""
+    measure: Callable[[requests.PreparedRequest, int | str, float], None] | None = None
+    """Called after each call with the request, the status (or ``timeout``/``error``) and the seconds."""
+
+    def reset(self) -> None:
+        """Switch every hook off."""
+        self.propagate_id, self.default_timeout, self.measure = False, None, None
+
+
+REQUESTS_HOOKS = RequestsHooks()
+"""The hooks of :func:`wrap_requests`."""
+# A redirect or a retry is sent by ``send`` itself, through the wrapper: measured once, outside.
+_measuring: ContextVar[bool] = ContextVar("c2cwsgiutils_requests_measuring", default=False)
+
+
+def wrap_requests() -> None:
+    """Wrap ``requests.Session.send`` once per process with :data:`REQUESTS_HOOKS`."""
     original = requests.Session.send
     if hasattr(original, _ORIGINAL):
         return
+    hooks = REQUESTS_HOOKS
 
     def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         request_id = current_request_id.get()
-        if request_id is not None and HEADER not in request.headers:
-            request.headers[HEADER] = request_id
-            serving = get_current_request()
-            traceparent = serving.environ.get("HTTP_TRACEPARENT") if serving is not None else None
-            if trace_id(traceparent) is not None and "traceparent" not in request.headers:
-                request.headers["traceparent"] = traceparent.strip()  # type: ignore[union-attr]
-        return original(self, request, **kwargs)
+        if request_id is not None or (
+            hooks.default_timeout is not None and get_current_request() is not None
+        ):
+            if hooks.propagate_id and request_id is not None and HEADER not in request.headers:
+                request.headers[HEADER] = request_id
+                serving = get_current_request()
+                traceparent = serving.environ.get("HTTP_TRACEPARENT") if serving is not None else None
+                if trace_id(traceparent) is not None and "traceparent" not in request.headers:
+                    request.headers["traceparent"] = traceparent.strip()  # type: ignore[union-attr]
+            if hooks.default_timeout is not None and kwargs.get("timeout") is None:
+                kwargs["timeout"] = hooks.default_timeout
+        measure = hooks.measure
+        if measure is None or _measuring.get():
+            return original(self, request, **kwargs)
+        token = _measuring.set(True)
+        start = time.perf_counter()
+        try:
+            response = original(self, request, **kwargs)
+        except requests.Timeout:
+            measure(request, "timeout", time.perf_counter() - start)
+            raise
+        except Exception:
+            measure(request, "error", time.perf_counter() - start)
+            raise
+        finally:
+            _measuring.reset(token)
+        measure(request, response.status_code, time.perf_counter() - start)
+        return response
 
     setattr(send, _ORIGINAL, original)
     requests.Session.send = send  # type: ignore[method-assign]
 
 
+def propagate_to_requests() -> None:
+    """Make every ``requests`` call made while serving a request carry its ID in ``X-Request-ID``.
+
+    The request's W3C ``traceparent``, if it has a valid one, goes along too, so that the call
+    joins the same trace. A header the caller set wins.
+    """
+    REQUESTS_HOOKS.propagate_id = True
+    wrap_requests()
+
+
 def stop_propagating_to_requests() -> None:
-    """Undo :func:`propagate_to_requests` (for tests)."""
+    """Undo :func:`wrap_requests` and forget the hooks (for tests)."""
+    REQUESTS_HOOKS.reset()
     original = getattr(requests.Session.send, _ORIGINAL, None)
     if original is not None:
         requests.Session.send = original  # type: ignore[method-assign]
@@ -268,5 +323,6 @@ def includeme(config: Configurator) -> None:
     config.registry[_ENVIRON_KEYS] = _environ_keys(settings)
     # At the top, so that the toolkit's other tweens see the ID and error responses carry it too.
     config.add_tween(TWEEN, under=INGRESS)
+    REQUESTS_HOOKS.propagate_id = settings.requests_request_id
     if settings.requests_request_id:
-        propagate_to_requests()
+        wrap_requests()

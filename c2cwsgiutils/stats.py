@@ -178,6 +178,10 @@ class Backend:
         """Record an SQL query: the ``sql.{normalised query}`` timer."""
         self.timer(("sql", query), seconds)
 
+    def outgoing(self, host: str, method: str, status: str, seconds: float) -> None:
+        """Record an outgoing ``requests`` call: the ``outgoing.{host}.{method}.{status}`` timer."""
+        self.timer(("outgoing", host, method, status), seconds)
+
 
 class MemoryBackend(Backend):
     """Keep the metrics of this process in memory, for ``stats.json``."""

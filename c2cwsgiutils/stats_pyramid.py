@@ -10,7 +10,9 @@ backends the settings ask for (:class:`~c2cwsgiutils.stats.StatsSettings`,
   response; unmatched requests are all ``_not_found``;
 - the ``Server-Timing`` header: ``total;dur=12.3, render;dur=1.2, sql;dur=3.4;desc="2 queries"``;
 - ``sql.{normalised query}`` timers, from SQLAlchemy's cursor events on every engine
-  (:func:`init_db_spy`).
+  (:func:`init_db_spy`);
+- ``outgoing.{host}.{method}.{status}`` timers of the ``requests`` calls (:func:`measure_outgoing`),
+  and ``outgoing;dur=...;desc="N calls"`` in ``Server-Timing`` for those made by the request.
 
 With no backend, nothing is added: the app runs as if metrics did not exist.
 """
@@ -19,6 +21,7 @@ import contextvars
 import dataclasses
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from c2cwsgiutils import broadcast, ops_views, prometheus, request_tracking, sta
 from c2cwsgiutils.broadcast.core import Broadcaster
 from c2cwsgiutils.config_utils import parse_bool
 from c2cwsgiutils.include import first_time
+from c2cwsgiutils.pyramid_logging import RateLimitedWarning
 from c2cwsgiutils.responses import json_response
 
 TWEEN = "c2cwsgiutils.stats_pyramid.tween_factory"
@@ -42,15 +46,20 @@ CHANNEL = "c2c_stats"
 UNMATCHED = "_not_found"
 MAX_QUERIES = 200
 """Distinct normalised SQL queries per process; the others are counted as ``sql.other``."""
+MAX_HOSTS = 100
+"""Distinct hosts of outgoing calls per process; the others are counted as ``other``."""
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 _RENDER_START = "_c2c_render_start"
 _SERVER_TIMING_KEY = "c2cwsgiutils.server_timing"
 
 STATS_BROADCASTER = Broadcaster()
 """Gathers stats.json from the workers of this gunicorn only (never through Redis): its own local channel."""
 
+# Of the request being served: [SQL seconds, SQL queries, outgoing seconds, outgoing calls].
 _request_sql: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
     "c2cwsgiutils_request_sql", default=None
 )
+_known_hosts: set[str] = set()
 _configured: Any = None
 
 
@@ -88,6 +97,8 @@ def reset() -> None:
     stats.reset()
     STATS_BROADCASTER.reset()
     _configured = None
+    _known_hosts.clear()
+    request_tracking.REQUESTS_HOOKS.measure = None
 
 
 # stats.json
@@ -159,7 +170,7 @@ def tween_factory(
 
     def stats_tween(request: Request) -> Response:
         start = perf_counter()
-        token = request_sql.set([0.0, 0]) if server_timing else None
+        token = request_sql.set([0.0, 0, 0.0, 0]) if server_timing else None
         try:
             response = handler(request)
         except BaseException:
@@ -179,6 +190,8 @@ def tween_factory(
                 timing += f", render;dur={render * 1000:.1f}"
             if sql is not None and sql[1]:
                 timing += f', sql;dur={sql[0] * 1000:.1f};desc="{sql[1]} queries"'
+            if sql is not None and sql[3]:
+                timing += f', outgoing;dur={sql[2] * 1000:.1f};desc="{sql[3]} calls"'
             response.headerlist.append(("Server-Timing", timing))
         return response
 
@@ -251,6 +264,39 @@ def _after_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) ->
         accumulated[1] += 1
 
 
+# Outgoing calls.
+
+
+def outgoing_host(url: str) -> str:
+    """Return the ``host`` label of a URL: its host (and explicit port), ``other`` past :data:`MAX_HOSTS`."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "unknown") + (f":{parts.port}" if parts.port else "")
+    if host not in _known_hosts:
+        if len(_known_hosts) >= MAX_HOSTS:
+            return "other"
+        _known_hosts.add(host)
+    return host
+
+
+def measure_outgoing(request: Any, status: int | str, seconds: float) -> None:
+    """Record an outgoing ``requests`` call in every backend and in the request's ``Server-Timing``."""
+    try:
+        host = outgoing_host(request.url or "")
+        method = request.method.upper() if request.method else "GET"
+        method = method if method in _METHODS else "other"
+        for backend in stats.BACKENDS:
+            backend.outgoing(host, method, str(status), seconds)
+        accumulated = _request_sql.get()
+        if accumulated is not None:
+            accumulated[2] += seconds
+            accumulated[3] += 1
+    except Exception as error:  # instrumentation never breaks the call it measures
+        _OUTGOING_WARNING(f"cannot measure an outgoing call: {error!r}")
+
+
+_OUTGOING_WARNING = RateLimitedWarning(source="c2cwsgiutils stats")
+
+
 def init_db_spy(engine: Any = None) -> bool:
     """Time the SQL queries of ``engine`` (default: every engine); return False without SQLAlchemy.
 
@@ -297,8 +343,11 @@ def includeme(config: Configurator) -> None:
             request_method=("GET", "HEAD"),
         )
     if not stats.BACKENDS:
+        request_tracking.REQUESTS_HOOKS.measure = None
         return
     config.registry[_SERVER_TIMING_KEY] = settings.server_timing
     config.add_tween(TWEEN, under=(request_tracking.TWEEN, INGRESS), over=EXCVIEW)
     config.add_view_deriver(_render_timer, name="c2cwsgiutils_render_timer", under="rendered_view", over=VIEW)
     init_db_spy()
+    request_tracking.REQUESTS_HOOKS.measure = measure_outgoing
+    request_tracking.wrap_requests()
