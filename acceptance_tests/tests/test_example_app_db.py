@@ -1,60 +1,53 @@
-"""The example app on the PostgreSQL primary and its replica, under c2cwsgiutils_run (real gunicorn)."""
+"""The example app on the PostgreSQL primary and its replica, wherever the suite runs it.
+
+The suite's app (acceptance_tests/tests/conftest.py) has both; the last two tests start apps of
+their own under c2cwsgiutils_run.
+"""
 
 import re
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer
-from tests.fixtures import EXAMPLE_APP_INI, StartServer
+from c2cwsgiutils.acceptance.composition import BaseComposition
+from c2cwsgiutils.acceptance.connection import Connection
+from c2cwsgiutils.acceptance.utils import wait_until
+from tests.fixtures import StartServer
 
 PROFILER_ENV = {"SQL_PROFILER_SECRET": "pr0f", "C2C_SQL_REQUEST_ID": "1"}
 
 
-@pytest.fixture(scope="module")
-def app(postgres_url: str, postgres_replica_url: str) -> Iterator[AppServer]:
-    env = {"SQLALCHEMY_URL": postgres_url, "SQLALCHEMY_URL_SLAVE": postgres_replica_url}
-    with AppServer(EXAMPLE_APP_INI, env=env) as server:
-        yield server
-
-
-def test_get_reads_from_the_replica(app: AppServer) -> None:
-    body = requests.get(app.url("/api/hello"), timeout=10).json()
+def test_get_reads_from_the_replica(connection: Connection) -> None:
+    body = connection.get_json("/api/hello")
     assert (body["engine"], body["in_recovery"]) == ("replica", True)
 
 
-def test_post_writes_on_the_primary_and_reads_its_row_back(app: AppServer) -> None:
+def test_post_writes_on_the_primary_and_reads_its_row_back(connection: Connection) -> None:
     value = f"hi-{uuid.uuid4().hex}"
-    response = requests.post(app.url("/api/hello"), json={"value": value}, timeout=10)
-    assert response.status_code == 201
-    assert response.json() == {"value": value, "found": 1, "engine": "primary", "in_recovery": False}
-    deadline = time.monotonic() + 10
-    while value not in requests.get(app.url("/api/hello"), timeout=10).json()["values"]:
-        assert time.monotonic() < deadline, "the row did not reach the replica"
-        time.sleep(0.1)
-
-
-def test_get_that_writes_fails_with_the_read_only_error(app: AppServer) -> None:
-    request_id = f"ro-{uuid.uuid4().hex}"
-    response = requests.get(
-        app.url(f"/api/hello/write?value=w-{uuid.uuid4().hex}"),
-        headers={"X-Request-ID": request_id},
+    body = connection.post_json("/api/hello", json={"value": value}, expected_status=201)
+    assert body == {"value": value, "found": 1, "engine": "primary", "in_recovery": False}
+    wait_until(
+        lambda: value in connection.get_json("/api/hello")["values"],
+        what="the row on the replica",
         timeout=10,
     )
-    assert response.status_code == 500
-    deadline = time.monotonic() + 5
-    while "read-only transaction" not in app.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "cannot execute INSERT in a read-only transaction" in app.log()
 
 
-def test_forced_route_writes_on_the_primary(app: AppServer) -> None:
+def test_get_that_writes_fails_with_the_read_only_error(
+    connection: Connection, composition: BaseComposition
+) -> None:
+    connection.get("/api/hello/write", params={"value": f"w-{uuid.uuid4().hex}"}, expected_status=500)
+    wait_until(
+        lambda: "read-only transaction" in composition.logs(), what="the read-only error logged", timeout=5
+    )
+    assert "cannot execute INSERT in a read-only transaction" in composition.logs()
+
+
+def test_forced_route_writes_on_the_primary(connection: Connection) -> None:
     value = f"f-{uuid.uuid4().hex}"
-    response = requests.get(app.url(f"/api/hello/forced_write?value={value}"), timeout=10)
-    assert response.json() == {"value": value, "engine": "primary", "in_recovery": False}
+    body = connection.get_json("/api/hello/forced_write", params={"value": value})
+    assert body == {"value": value, "engine": "primary", "in_recovery": False}
 
 
 def test_sqlite_default_has_one_engine(start_server: StartServer) -> None:

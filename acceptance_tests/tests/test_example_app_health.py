@@ -1,4 +1,8 @@
-"""The example app's health checks (README, "Health checks"), on a database migrated by its alembic."""
+"""The example app's health checks (README, "Health checks"), on a database migrated by its alembic.
+
+It runs under c2cwsgiutils_run (a process composition of its own): the alembic check's name is the
+path of the ini file on this machine.
+"""
 
 import subprocess
 import sys
@@ -8,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
-from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.composition import ProcessComposition
+from c2cwsgiutils.acceptance.connection import Connection
 from tests.fixtures import EXAMPLE_APP_INI
 
 APP_DIR = EXAMPLE_APP_INI.parent
@@ -40,24 +44,22 @@ def database(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def app(database: str) -> Iterator[AppServer]:
-    with AppServer(EXAMPLE_APP_INI, env={"SQLALCHEMY_URL": database}) as server:
-        yield server
+def app(database: str) -> Iterator[Connection]:
+    """A connection to the app on the migrated database."""
+    with (
+        ProcessComposition(EXAMPLE_APP_INI, env={"SQLALCHEMY_URL": database}) as composition,
+        Connection(composition.base_url) as connection,
+    ):
+        yield connection
 
 
-def health(app: AppServer, query: str) -> requests.Response:
-    return requests.get(app.url(f"/c2c/health_check{query}"), timeout=30)
+def test_level_1_is_the_url_check_of_its_own_ping(app: Connection) -> None:
+    assert app.get_json("/c2c/health_check") == {"status": 200, "successes": ["ping"], "failures": {}}
 
 
-def test_level_1_is_the_url_check_of_its_own_ping(app: AppServer) -> None:
-    response = health(app, "")
-    assert response.status_code == 200
-    assert response.json() == {"status": 200, "successes": ["ping"], "failures": {}}
-
-
-def test_every_check_passes_at_level_3_once_a_row_exists(app: AppServer) -> None:
-    requests.post(app.url("/api/hello"), json={"value": f"health-{uuid.uuid4()}"}, timeout=10)
-    response = health(app, "?max_level=3")
+def test_every_check_passes_at_level_3_once_a_row_exists(app: Connection) -> None:
+    app.post_json("/api/hello", json={"value": f"health-{uuid.uuid4()}"}, expected_status=201)
+    response = app.get_raw("/c2c/health_check?max_level=3")
     assert response.json() == {
         "status": 200,
         "successes": ["ping", "db_engine_sqlalchemy", "custom", ALEMBIC_CHECK],
@@ -66,14 +68,11 @@ def test_every_check_passes_at_level_3_once_a_row_exists(app: AppServer) -> None
     assert "Server-Timing" in response.headers
 
 
-def test_a_failing_check_is_reported_as_the_spec_shows(app: AppServer) -> None:
-    response = health(app, "?max_level=3&unhappy=1")
-    assert response.status_code == 500
-    body = response.json()
+def test_a_failing_check_is_reported_as_the_spec_shows(app: Connection) -> None:
+    body = app.get_json("/c2c/health_check?max_level=3&unhappy=1", expected_status=500)
     assert body["failures"] == {"custom": {"message": "I'm not happy"}}
     assert set(body) == {"status", "successes", "failures"}
 
 
-def test_liveness(app: AppServer) -> None:
-    response = requests.get(app.url("/c2c/health"), timeout=10)
-    assert response.json() == {"status": 200}
+def test_liveness(app: Connection) -> None:
+    assert app.get_json("/c2c/health", cache_allowed=False) == {"status": 200}

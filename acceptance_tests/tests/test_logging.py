@@ -6,13 +6,13 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
+from c2cwsgiutils.acceptance.utils import wait_until
 from tests.fixtures import StartServer
 
 SECRET = {"X-API-Key": "level-secret"}
@@ -21,14 +21,6 @@ LEVEL_ENV = {"LOG_VIEW_SECRET": "level-secret"}
 
 def json_lines(server: AppServer) -> list[dict[str, Any]]:
     return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-    return result
 
 
 def test_json_logs_carry_the_request_and_gunicorn_is_json_too(start_server: StartServer) -> None:
@@ -40,7 +32,9 @@ def test_json_logs_carry_the_request_and_gunicorn_is_json_too(start_server: Star
         found = [record for record in json_lines(server) if record.get("request_id") == request_id]
         return found if len(found) >= 2 else []
 
-    error, access = sorted(wait_for(records, "no JSON records of the request"), key=lambda r: r["facility"])
+    error, access = sorted(
+        wait_until(records, what="JSON records of the request", timeout=10), key=lambda r: r["facility"]
+    )
     assert error["facility"] == "c2cwsgiutils.errors"
     assert (error["level"], error["method"], error["matched_route"]) == (3, "GET", "error")
     assert error["path"] == "/api/error?secret=***"
@@ -88,8 +82,10 @@ def set_level(server: AppServer, level: str, name: str = "c2cwsgiutils_app") -> 
 def test_level_set_once_is_seen_by_every_worker(start_server: StartServer) -> None:
     server = start_server(env=LEVEL_ENV, workers=4)
     # Every worker has loaded the app (a worker still loading it takes no request).
-    wait_for(
-        lambda: len(set(re.findall(r"ready in process (\d+)", server.log()))) == 4, "workers not ready", 30
+    wait_until(
+        lambda: len(set(re.findall(r"ready in process (\d+)", server.log()))) == 4,
+        what="every worker ready",
+        timeout=30,
     )
     set_level(server, "DEBUG")
     deadline = time.monotonic() + 1
@@ -107,11 +103,12 @@ def test_replacement_worker_applies_the_stored_level(start_server: StartServer) 
     before = server.worker_pids()
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(server.worker_pids() - before) == 1, "the killed worker was not replaced", 20)
+    wait_until(lambda: len(server.worker_pids() - before) == 1, what="the killed worker replaced", timeout=20)
     replacement = (server.worker_pids() - before).pop()
-    levels = wait_for(
+    levels = wait_until(
         lambda: {pid: level for level, pid in (level_of(server) for _ in range(20))}.get(replacement),
-        "the replacement worker did not answer",
+        what="an answer of the replacement worker",
+        timeout=10,
     )
     assert levels == "ERROR"
 
@@ -125,8 +122,10 @@ def test_two_gunicorns_sharing_redis_share_the_level(start_server: StartServer) 
     first = start_server(env=env, workers=2)
     second = start_server(env=env, workers=2)
     set_level(first, "CRITICAL")
-    wait_for(
-        lambda: all(level_of(second)[0] == "CRITICAL" for _ in range(10)), "the other gunicorn did not get it"
+    wait_until(
+        lambda: all(level_of(second)[0] == "CRITICAL" for _ in range(10)),
+        what="the level on the other gunicorn",
+        timeout=10,
     )
 
 
@@ -134,4 +133,4 @@ def test_log_line_of_a_request_has_its_id_in_console_format(start_server: StartS
     server = start_server(env={"LOG_LEVEL": "DEBUG"})
     requests.get(server.url("/api/sleep?seconds=0"), headers={"X-Request-ID": "console-id"}, timeout=10)
     line = re.compile(r"\[c2cwsgiutils_app\.views\]\[\d+\]\[console-id\] sleeping")
-    wait_for(lambda: line.search(server.log()), server.log())
+    wait_until(lambda: line.search(server.log()), what="the debug line with its request ID", timeout=10)
