@@ -6,6 +6,9 @@
   its ``Content-Type`` says) is the client's fault: 400, wherever it was first read.
 - An SQLAlchemy ``IntegrityError`` is the client's fault too (a duplicate, a missing reference):
   400 with the driver's first line; the rest only in development mode.
+- A CORS preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) to a route
+  whose views do not answer ``OPTIONS`` is a 204 without CORS headers, which the browser reads as
+  "no CORS here": not a 404, since the route exists.
 - A client that hangs up or resets the connection while sending its request: 499, at INFO.
 - Anything else is a 500, logged once with its traceback and request ID. The client sees the
   exception text and a ``stacktrace`` only in development mode (``DEVELOPMENT=1``).
@@ -23,7 +26,7 @@ from typing import Any
 
 import orjson
 from pyramid.config import Configurator
-from pyramid.exceptions import URLDecodeError
+from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 from pyramid.response import Response
@@ -83,7 +86,8 @@ def raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
     return False
 
 
-def _body(request: Request, status: int, message: str, **extra: Any) -> dict[str, Any]:
+def error_body(request: Request, status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """Return the JSON body of an error: status, message, request ID and any extra fields."""
     body: dict[str, Any] = {"status": status, "message": message}
     request_id = _request_id(request)
     if request_id is not None:
@@ -111,9 +115,11 @@ class ErrorViews:
 
     def http_exception(self, exc: HTTPException, request: Request) -> Response:
         """Answer a Pyramid HTTP exception with its own status, headers and JSON body."""
+        if isinstance(exc, PredicateMismatch) and is_unhandled_preflight(request):
+            return self.preflight_without_cors(request)
         message = str(exc.detail) if exc.detail else (exc.explanation or exc.title)
         level = logging.WARNING if exc.code >= 500 else logging.DEBUG
-        LOG.log(level, "%s: %s %s", describe(request), exc.code, message, extra=_extra(request))
+        LOG.log(level, "%s: %s %s", describe(request), exc.code, message, extra=log_extra(request))
         headers = [(name, value) for name, value in exc.headerlist if name.lower() not in _BODY_HEADERS]
         if exc.empty_body:  # 204, 205 and 304 must not have one
             response = Response(status=exc.status, headerlist=headers)
@@ -121,18 +127,29 @@ class ErrorViews:
             return response
         body = _own_json_body(exc)
         if body is None:
-            body = _body(request, exc.code, message)
+            body = error_body(request, exc.code, message)
         else:
-            for key, value in _body(request, exc.code, message).items():
+            for key, value in error_body(request, exc.code, message).items():
                 body.setdefault(key, value)
         response = json_response(body, headers=headers)
         response.status = exc.status
         return response
 
+    def preflight_without_cors(self, request: Request) -> Response:
+        """Answer a CORS preflight to a route that does not do CORS: 204, without any CORS header.
+
+        The route exists (another method of it may well answer), so a 404 would be wrong; the
+        absent ``Access-Control-Allow-Origin`` is what tells the browser to refuse the call.
+        """
+        LOG.debug("%s: CORS preflight to a route without CORS", describe(request), extra=log_extra(request))
+        response = Response(status=204)
+        del response.content_type
+        return response
+
     def bad_url(self, exc: URLDecodeError, request: Request) -> Response:
         """Answer a URL whose path is not valid UTF-8."""
-        LOG.info("%s: the path is not valid UTF-8", describe(request), extra=_extra(request))
-        return json_response(_body(request, 400, "the URL path is not valid UTF-8"), status=400)
+        LOG.info("%s: the path is not valid UTF-8", describe(request), extra=log_extra(request))
+        return json_response(error_body(request, 400, "the URL path is not valid UTF-8"), status=400)
 
     def unreadable_request(self, exc: Exception, request: Request) -> Response:
         """Answer 400 to a request whose query string or body cannot be decoded as it says.
@@ -150,8 +167,8 @@ class ErrorViews:
             message = f"the request names an unknown charset: {exc}"
         else:
             message = f"the request cannot be read: {exc}"
-        LOG.info("%s: %s", describe(request), message, extra=_extra(request))
-        return json_response(_body(request, 400, message), status=400)
+        LOG.info("%s: %s", describe(request), message, extra=log_extra(request))
+        return json_response(error_body(request, 400, message), status=400)
 
     def integrity_error(self, exc: Any, request: Request) -> Response:
         """Answer a database integrity error as the client's mistake (400).
@@ -163,7 +180,7 @@ class ErrorViews:
         driver_message = str(exc.orig) if exc.orig is not None else "integrity error"
         lines = driver_message.strip().splitlines() or ["integrity error"]
         message = lines[0].strip()
-        LOG.info("%s: integrity error: %s", describe(request), message, extra=_extra(request))
+        LOG.info("%s: integrity error: %s", describe(request), message, extra=log_extra(request))
         extra: dict[str, Any] = {}
         if self.development:
             extra["detail"] = "\n".join(line.strip() for line in lines[1:])
@@ -172,7 +189,7 @@ class ErrorViews:
                 value = getattr(diag, name, None)
                 if value:
                     extra[name.removesuffix("_name")] = value
-        return json_response(_body(request, 400, message, **extra), status=400)
+        return json_response(error_body(request, 400, message, **extra), status=400)
 
     def connection_error(self, exc: ConnectionError, request: Request) -> Response:
         """Answer a reset while the request was read as the client leaving, anything else as unexpected."""
@@ -182,29 +199,40 @@ class ErrorViews:
 
     def client_disconnected(self, exc: Exception, request: Request) -> Response:
         """Log a client that hung up mid-request; the answer goes nowhere."""
-        LOG.info("%s: client disconnected: %s", describe(request), exc, extra=_extra(request))
-        response = json_response(_body(request, CLIENT_CLOSED_REQUEST, "client disconnected"))
+        LOG.info("%s: client disconnected: %s", describe(request), exc, extra=log_extra(request))
+        response = json_response(error_body(request, CLIENT_CLOSED_REQUEST, "client disconnected"))
         response.status = f"{CLIENT_CLOSED_REQUEST} Client Closed Request"
         return response
 
     def unexpected(self, exc: Exception, request: Request) -> Response:
         """Answer any other exception with a 500, logged once with its traceback."""
         # The request ID is a field of the record (and in the console format), not of the text.
-        LOG.error("%s failed", describe(request), exc_info=exc, extra=_extra(request))
+        LOG.error("%s failed", describe(request), exc_info=exc, extra=log_extra(request))
         if self.development:
-            body = _body(
+            body = error_body(
                 request,
                 500,
                 f"{type(exc).__name__}: {exc}",
                 stacktrace=traceback.format_exception(exc),
             )
         else:
-            body = _body(request, 500, "Internal server error")
+            body = error_body(request, 500, "Internal server error")
         return json_response(body, status=500)
 
 
-def _extra(request: Request) -> dict[str, Any]:
+def log_extra(request: Request) -> dict[str, Any]:
+    """Return the ``extra`` of an error's log record: the request ID."""
     return {"request_id": _request_id(request)}
+
+
+def is_unhandled_preflight(request: Request) -> bool:
+    """Tell whether the request is a CORS preflight to an existing route that no view answered."""
+    return (
+        request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+        and "Origin" in request.headers
+        and request.matched_route is not None
+    )
 
 
 def _optional_exception(module: str, name: str) -> type[Exception] | None:

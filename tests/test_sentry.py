@@ -1,0 +1,337 @@
+"""c2cwsgiutils.sentry: events read back from a stand-in for Sentry's ingestion endpoint.
+
+The stand-in (c2cwsgiutils.acceptance.sentry.SentryReceiver) is a real HTTP server that parses
+sentry-sdk's envelopes; sentry-sdk's real transport sends to it. In-process tests use WebTest;
+the last ones run the example app under c2cwsgiutils_run with real gunicorn workers.
+"""
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import sentry_sdk
+import webtest
+from pyramid.config import Configurator
+from pyramid.request import Request
+
+import c2cwsgiutils.pyramid
+from c2cwsgiutils import sentry
+from c2cwsgiutils.acceptance.sentry import SentryReceiver, parse_envelope
+from c2cwsgiutils.config_utils import SettingError
+from tests.fixtures import RunScript, StartServer
+
+LOG_SECRET = "log-view-secret-0123456789"  # noqa: S105 (made up, to look for in events)
+QUERY_SECRET = "query-secret-abcdef"  # noqa: S105
+HEADER_SECRET = "header-key-abcdef"  # noqa: S105
+COOKIE_SECRET = "cookie-value-abcdef"  # noqa: S105
+SECRETS = (LOG_SECRET, QUERY_SECRET, HEADER_SECRET, COOKIE_SECRET)
+
+
+def fail(request: Request) -> Any:
+    if request.params.get("reveal"):
+        raise RuntimeError(f"the secret is {LOG_SECRET}")
+    raise RuntimeError("failure on demand")
+
+
+def forbidden(request: Request) -> Any:
+    from pyramid.httpexceptions import HTTPForbidden
+
+    raise HTTPForbidden("no")
+
+
+def log_error(request: Request) -> Any:
+    logging.getLogger("tests.sentry").warning("a breadcrumb of request %s", request.c2c_request_id)
+    logging.getLogger("tests.sentry").error("the app logged an error")
+    return {"logged": True}
+
+
+def captured(request: Request) -> Any:
+    try:
+        with sentry.capture_exceptions():
+            raise ValueError("caught by the app after capture_exceptions")
+    except ValueError:
+        return {"caught": True}
+
+
+def make_app() -> webtest.TestApp:
+    config = Configurator(settings={})
+    config.include(c2cwsgiutils.pyramid.includeme)
+    for name, view in (
+        ("fail", fail),
+        ("forbidden", forbidden),
+        ("log_error", log_error),
+        ("captured", captured),
+    ):
+        config.add_route(name, f"/{name}")
+        config.add_view(view, route_name=name, renderer="json")
+    return webtest.TestApp(config.make_wsgi_app())
+
+
+@pytest.fixture
+def receiver() -> Iterator[SentryReceiver]:
+    with SentryReceiver() as found:
+        yield found
+
+
+@pytest.fixture
+def on(receiver: SentryReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[SentryReceiver]:
+    """Sentry on, pointing at the stand-in; forgotten after the test."""
+    monkeypatch.setenv("SENTRY_URL", receiver.dsn)
+    monkeypatch.setenv("LOG_VIEW_SECRET", LOG_SECRET)
+    monkeypatch.setenv("SENTRY_TAG_SERVICE", "tests")
+    monkeypatch.setenv("GIT_HASH", "0123abc")
+    try:
+        yield receiver
+    finally:
+        sentry.reset()
+
+
+def settle(receiver: SentryReceiver) -> list[dict[str, Any]]:
+    """Return the events once sentry-sdk has sent everything queued."""
+    assert sentry_sdk.flush(timeout=10) is None
+    return list(receiver.events)
+
+
+def test_off_without_sentry_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENTRY_URL", raising=False)
+    assert sentry.init({}) is False
+    assert not sentry.is_on()
+
+
+def test_capture_exceptions_is_a_no_op_without_sentry() -> None:
+    with pytest.raises(KeyError), sentry.capture_exceptions():
+        raise KeyError("x")
+
+
+def test_client_options_are_converted_to_the_options_types() -> None:
+    environ = {
+        "SENTRY_CLIENT_SAMPLE_RATE": "0.5",
+        "SENTRY_CLIENT_ATTACH_STACKTRACE": "yes",
+        "SENTRY_CLIENT_MAX_BREADCRUMBS": "10",
+        "SENTRY_CLIENT_IN_APP_EXCLUDE": "a, b",
+        "SENTRY_CLIENT_SERVER_NAME": "web-1",
+        "SENTRY_CLIENT_TRACES_SAMPLE_RATE": "0.1",
+        "SENTRY_CLIENT_RELEASE": "declared-setting-not-an-option",
+    }
+    assert sentry.client_options(environ) == {
+        "sample_rate": 0.5,
+        "attach_stacktrace": True,
+        "max_breadcrumbs": 10,
+        "in_app_exclude": ["a", "b"],
+        "server_name": "web-1",
+        "traces_sample_rate": 0.1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "SENTRY_CLIENT_NOT_AN_OPTION",
+            "1",
+            "SENTRY_CLIENT_NOT_AN_OPTION: 'not_an_option' is not a sentry_sdk",
+        ),
+        (
+            "SENTRY_CLIENT_BEFORE_SEND",
+            "x",
+            "SENTRY_CLIENT_BEFORE_SEND: 'before_send' cannot be given as text",
+        ),
+        ("SENTRY_CLIENT_MAX_BREADCRUMBS", "many", "SENTRY_CLIENT_MAX_BREADCRUMBS='many': expected a whole"),
+        ("SENTRY_CLIENT_DEBUG", "perhaps", "SENTRY_CLIENT_DEBUG='perhaps': expected one of"),
+    ],
+)
+def test_bad_client_option_is_a_one_line_error_naming_it(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingError) as raised:
+        sentry.client_options({variable: value})
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_bad_client_option_stops_c2cwsgiutils_run_in_one_line(
+    run_script: RunScript, example_app_ini: Any
+) -> None:
+    result: subprocess.CompletedProcess[str] = run_script(
+        "c2cwsgiutils_run",
+        env={
+            "C2CWSGIUTILS_CONFIG": str(example_app_ini),
+            "SENTRY_URL": "http://public@127.0.0.1:9/1",
+            "SENTRY_CLIENT_SAMPEL_RATE": "0.5",
+        },
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "c2cwsgiutils_run: environment variable SENTRY_CLIENT_SAMPEL_RATE: "
+        "'sampel_rate' is not a sentry_sdk.init option\n"
+    )
+
+
+def test_release_is_git_hash_unless_given(on: SentryReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTRY_CLIENT_RELEASE", "latest")
+    monkeypatch.setenv("SENTRY_CLIENT_ENVIRONMENT", "int")
+    sentry.init({})
+    assert sentry_sdk.get_client().options["release"] == "0123abc"
+    assert sentry_sdk.get_client().options["environment"] == "int"
+    monkeypatch.setenv("SENTRY_CLIENT_RELEASE", "2.1.0")
+    sentry.init({})
+    assert sentry_sdk.get_client().options["release"] == "2.1.0"
+
+
+def test_unexpected_error_is_one_event_with_route_request_id_and_tags(on: SentryReceiver) -> None:
+    app = make_app()
+    response = app.get("/fail", status=500)
+    events = settle(on)
+    assert len(events) == 1
+    event = events[0]
+    assert event["tags"]["route"] == "fail"
+    assert event["tags"]["request_id"] == response.headers["X-Request-ID"]
+    assert event["tags"]["service"] == "tests"
+    assert event["release"] == "0123abc"
+    assert event["exception"]["values"][-1]["value"] == "failure on demand"
+    assert event["request"]["method"] == "GET"
+
+
+def test_errors_the_app_answers_with_4xx_are_not_reported(on: SentryReceiver) -> None:
+    app = make_app()
+    app.get("/forbidden", status=403)
+    app.get("/nowhere", status=404)
+    app.get("/fail", status=500)  # one event, to know everything before it was sent
+    events = settle(on)
+    assert [event["tags"]["route"] for event in events] == ["fail"]
+
+
+def test_log_record_at_error_is_an_event_with_its_own_breadcrumbs_only(on: SentryReceiver) -> None:
+    app = make_app()
+    first = app.get("/log_error").headers["X-Request-ID"]
+    second = app.get("/log_error").headers["X-Request-ID"]
+    events = settle(on)
+    assert [event["logentry"]["message"] for event in events] == ["the app logged an error"] * 2
+    crumbs = [
+        crumb["message"]
+        for crumb in events[1]["breadcrumbs"]["values"]
+        if crumb.get("category") == "tests.sentry"
+    ]
+    assert crumbs == [f"a breadcrumb of request {second}"]
+    assert first not in str(events[1]["breadcrumbs"])
+
+
+def test_capture_exceptions_reports_and_reraises(on: SentryReceiver) -> None:
+    app = make_app()
+    assert app.get("/captured").json == {"caught": True}
+    events = settle(on)
+    assert len(events) == 1
+    assert events[0]["exception"]["values"][-1]["value"] == "caught by the app after capture_exceptions"
+    assert events[0]["tags"]["route"] == "captured"
+
+
+def test_initialising_twice_doubles_nothing(on: SentryReceiver) -> None:
+    app = make_app()
+    make_app()  # a second app in the same process: the include runs again
+    sentry.init({})
+    app.get("/fail", status=500)
+    events = settle(on)
+    assert len(events) == 1
+    assert events[0]["tags"]["service"] == "tests"
+
+
+def test_no_secret_reaches_an_event(on: SentryReceiver) -> None:
+    app = make_app()
+    app.get(
+        f"/fail?reveal=1&secret={QUERY_SECRET}&other=1",
+        headers={
+            "X-API-Key": HEADER_SECRET,
+            "Cookie": f"session={COOKIE_SECRET}",
+            "Authorization": f"Bearer {HEADER_SECRET}",
+        },
+        status=500,
+    )
+    events = settle(on)
+    assert len(events) == 1
+    raw = on.raw().decode()
+    for secret in SECRETS:
+        assert secret not in raw
+    assert events[0]["request"]["query_string"] == "reveal=1&secret=***&other=1"
+    assert events[0]["request"]["headers"]["X-Api-Key"] == "***"
+    assert "cookies" not in events[0]["request"]
+    assert events[0]["exception"]["values"][-1]["value"] == "the secret is ***"
+
+
+def test_parse_envelope_reads_items_with_and_without_length() -> None:
+    body = b'{"event_id":"1"}\n{"type":"event","length":7}\n{"a":1}\n{"type":"client_report"}\n{"b":2}\n'
+    assert parse_envelope(body) == [
+        ({"type": "event", "length": 7}, b'{"a":1}'),
+        ({"type": "client_report"}, b'{"b":2}'),
+    ]
+
+
+# Under c2cwsgiutils_run: real workers, each with its own client after the fork.
+
+
+def _timed_get(url: str) -> float:
+    start = time.monotonic()
+    requests.get(url, timeout=30)
+    return time.monotonic() - start
+
+
+def _load(url: str, clients: int = 4, requests_each: int = 30) -> list[float]:
+    """Return the sorted durations of ``clients`` threads requesting ``url`` in turn."""
+    durations: list[float] = []
+
+    def client() -> None:
+        durations.extend(_timed_get(url) for _ in range(requests_each))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(durations)
+
+
+def test_under_gunicorn_one_event_per_500_none_per_4xx(
+    start_server: StartServer, receiver: SentryReceiver
+) -> None:
+    server = start_server(env={"SENTRY_URL": receiver.dsn, "LOG_VIEW_SECRET": LOG_SECRET}, workers=2)
+    for _ in range(4):
+        assert requests.get(server.url("/api/error?status=500"), timeout=10).status_code == 500
+    for status in (400, 403):
+        assert (
+            requests.get(
+                server.url(f"/api/error?status={status}&secret={QUERY_SECRET}"), timeout=10
+            ).status_code
+            == status
+        )
+    events = receiver.wait_for_events(4)
+    time.sleep(1.0)  # anything more would arrive by now
+    assert len(receiver.events) == 4
+    assert {event["tags"]["route"] for event in events} == {"error"}
+    assert len({event["tags"]["request_id"] for event in events}) == 4
+    raw = receiver.raw().decode()
+    for secret in (LOG_SECRET, QUERY_SECRET):
+        assert secret not in raw
+
+
+def test_a_hanging_sentry_delays_no_request(start_server: StartServer, receiver: SentryReceiver) -> None:
+    server = start_server(env={"SENTRY_URL": receiver.dsn}, workers=2)
+    url = server.url("/api/error?status=500")
+    answering = _load(url)
+    receiver.wait_for_events(len(answering))
+    receiver.hang()
+    # More errors than sentry-sdk's queue holds (100) while the stand-in holds every connection:
+    # the queue fills, then drops events; a request never waits for it.
+    hanging = _load(url, requests_each=40)
+    assert len(receiver.events) == len(answering)  # nothing got through while it hung
+    median_answering = answering[len(answering) // 2]
+    median_hanging = hanging[len(hanging) // 2]
+    # Generous margins for a loaded 2-core machine: a blocked request would wait for the
+    # transport's whole timeout (tens of seconds).
+    assert median_hanging < median_answering * 3 + 0.05, (median_answering, median_hanging)
+    assert hanging[-1] < 2.0, hanging[-5:]
+    # At exit each worker waits at most sentry-sdk's shutdown timeout (2 s) for the stuck queue.
+    start = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - start < 12
