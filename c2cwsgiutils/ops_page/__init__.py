@@ -99,7 +99,7 @@ def _logging_level(path: str, unlocked: dict[str, bool]) -> str:
         f'<form action="{_attr(path)}" method="post" data-fetch>'
         f"{_LOGGER_INPUT}"
         f'<label>Level <select name="level">{options}</select></label>'
-        '<label>For <input name="duration" placeholder="e.g. 10m (empty: until changed)" autocomplete="off">'
+        '<label>For (optional) <input name="duration" placeholder="e.g. 10m" autocomplete="off">'
         "</label><button>Set the level</button></form>"
         f'<form action="{_attr(path)}" method="get" data-fetch><button class="secondary">'
         "List the levels set at run time</button></form>" + _result()

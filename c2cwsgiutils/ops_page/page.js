@@ -44,4 +44,6 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-fetch]")) {
     form.addEventListener("submit", submitForm);
   }
+  // Says that the forms now answer in the page (tests wait for it).
+  document.body.dataset.ready = "true";
 });
