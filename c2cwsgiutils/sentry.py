@@ -37,6 +37,7 @@ from pyramid.threadlocal import get_current_request
 
 from c2cwsgiutils import extras, scrub
 from c2cwsgiutils.config_utils import SettingError, SettingsGroup, parse_bool, parse_float, parse_int, setting
+from c2cwsgiutils.debug import masked_headers
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.request_tracking import current_request_id
 
@@ -44,10 +45,6 @@ LOG = logging.getLogger(__name__)
 
 CLIENT_PREFIX = "SENTRY_CLIENT_"
 TAG_PREFIX = "SENTRY_TAG_"
-MASK = "***"
-# Request headers that carry credentials whatever their names say; any header whose name looks
-# like a secret's (scrub.is_secret_name) is masked too.
-CREDENTIAL_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"))
 # Options whose default is None in sentry-sdk, by the type an environment value is converted to.
 _FLOAT_OPTIONS = frozenset(("traces_sample_rate", "profiles_sample_rate", "profile_session_sample_rate"))
 _INT_OPTIONS = frozenset(("max_value_length",))
@@ -201,7 +198,7 @@ def secret_values(settings: Mapping[str, Any] | None, environ: Mapping[str, str]
 
 
 class Scrubber:
-    """Remove secrets from an event: query parameters, secret values, credential headers, cookies."""
+    """Remove secrets from the texts of an event: secret query parameters and secret values."""
 
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = secrets
@@ -210,7 +207,7 @@ class Scrubber:
         """Scrub one text."""
         for secret in self.secrets:
             if secret in value:
-                value = value.replace(secret, MASK)
+                value = value.replace(secret, scrub.REDACTED)
         return scrub.scrub_text(value)
 
     def value(self, value: Any) -> Any:
@@ -222,13 +219,6 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return [self.value(item) for item in value]
         return value
-
-    def headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
-        """Mask the values of credential headers and of headers named like secrets."""
-        return {
-            name: MASK if name.lower() in CREDENTIAL_HEADERS or scrub.is_secret_name(name) else value
-            for name, value in headers.items()
-        }
 
 
 def _request_data(request: Any) -> dict[str, Any]:
@@ -284,7 +274,7 @@ def make_before_send(scrubber: Scrubber) -> Callable[[dict[str, Any], dict[str, 
                 request.pop("cookies", None)
                 request.pop("data", None)
                 if isinstance(request.get("headers"), dict):
-                    request["headers"] = scrubber.headers(request["headers"])
+                    request["headers"] = masked_headers(request["headers"])
             scrubbed: dict[str, Any] = scrubber.value(event)
         except Exception:  # an event that cannot be made safe is not sent
             LOG.warning("cannot scrub a Sentry event; it is dropped", exc_info=True)
