@@ -4,14 +4,17 @@ Requests are written byte for byte on a socket: HTTP client libraries refuse to 
 them. The app runs with LOG_LEVEL=DEBUG so that tests can wait for what it logs.
 """
 
+import os
 import socket
 import struct
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +37,7 @@ def exchange(app: AppServer, request: bytes) -> tuple[int, list[tuple[bytes, byt
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    assert answer, f"the server closed the connection without an answer to {request[:200]!r}"
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.split(b"\r\n")
     headers = [(name, value) for name, _, value in (line.partition(b":") for line in header_lines)]
@@ -175,3 +179,347 @@ def test_hostile_sweep_never_gets_a_500_an_html_body_or_a_traceback(  # noqa: PL
     for name, value in response_headers:
         assert all(32 <= byte < 127 or byte == 9 for byte in name + value), (name, value)
     assert "Traceback" not in app.log()[log_before:]
+
+
+# Every ops view, with every secret configured: their parameters and headers, hostile. Examples
+# per test: C2C_HOSTILE_EXAMPLES (100 in `make test`, 3000 in `make load`).
+HOSTILE_EXAMPLES = int(os.environ.get("C2C_HOSTILE_EXAMPLES", "100"))
+SECRETS = {
+    "LOG_VIEW_SECRET": f"log-{uuid.uuid4().hex}",
+    "SQL_PROFILER_SECRET": f"sql-{uuid.uuid4().hex}",
+    "DEBUG_VIEW_SECRET": f"debug-{uuid.uuid4().hex}",
+    "STATS_VIEW_SECRET": f"stats-{uuid.uuid4().hex}",
+    "C2C_PROMETHEUS_SECRET": f"prom-{uuid.uuid4().hex}",
+}
+# The parameters the ops views read, and some they do not.
+PARAMS = [
+    "secret",
+    "name",
+    "level",
+    "duration",
+    "enable",
+    "reset",
+    "max_level",
+    "checks",
+    "timings",
+    "format",
+    "limit",
+    "time",
+    "x",
+]
+ODD_VALUES = [
+    "",
+    "root",
+    "DEBUG",
+    "debug ",
+    "NOPE",
+    "1",
+    "0",
+    "-1",
+    "true",
+    "yes",
+    "1e309",
+    "nan",
+    "10m",
+    "-5s",
+    "99999999999999999999",
+    "\r\nSet-Cookie: x=1",
+    "\x00",
+    "é",
+    "\U0001f600",
+    "\ud800",
+]
+
+
+@pytest.fixture(scope="module")
+def ops_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    database = Path(tmp_path_factory.mktemp("hostile-ops")) / "app.sqlite"
+    env = {
+        "SQLALCHEMY_URL": f"sqlite:///{database}",
+        "DEVELOPMENT": "0",
+        "STATS_VIEW": "1",
+        "C2C_PROMETHEUS": "1",
+        **SECRETS,
+    }
+    with AppServer(EXAMPLE_APP_INI, env=env, workers=2) as server:
+        yield server
+
+
+def ops_views(app: AppServer) -> dict[str, str]:
+    """Return the ops views the index lists, by name (the index itself included)."""
+    views: dict[str, str] = requests.get(app.url("/c2c/"), timeout=10).json()["views"]
+    return {"index": "/c2c/", **views}
+
+
+def quote_text(text: str) -> bytes:
+    """Percent-encode any text, lone surrogates included (as their UTF-8 with surrogatepass)."""
+    return urllib.parse.quote_from_bytes(text.encode("utf-8", "surrogatepass"), safe="").encode()
+
+
+param_value = st.one_of(
+    st.sampled_from(ODD_VALUES).map(quote_text),
+    st.text(max_size=30).map(quote_text),
+    st.integers(min_value=300, max_value=3000).map(lambda size: b"x" * size),
+    percent_bytes,
+)
+# A parameter: name=value, name= or a bare name; repeated names come from the list.
+param = st.tuples(st.sampled_from(PARAMS).map(str.encode), st.sampled_from([b"=", b""]), param_value).map(
+    lambda parts: parts[0] + (parts[1] + parts[2] if parts[1] else b"")
+)
+wrong_secret = st.one_of(
+    st.sampled_from(["", "x", *(secret[:-1] for secret in SECRETS.values())]).map(str.encode),
+    st.sampled_from(list(SECRETS.values())).map(lambda secret: secret.encode() + b"x"),
+    header_text,
+)
+ACCEPTS = [b"*/*", b"text/html", b"application/xml", b"application/json;q=0", b"\xff\xfe", b"x" * 3000]
+
+
+def hostile_ops_request(  # noqa: PLR0917 (the strategies' values)
+    views: list[str],
+    view: str,
+    suffix: bytes,
+    method: bytes,
+    params: list[bytes],
+    separator: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> tuple[bytes, bytes]:
+    """Return the target and the raw request."""
+    target = views[int.from_bytes(view.encode()) % len(views)].encode() + suffix
+    if params:
+        target += b"?" + separator.join(params)
+    return target, raw_request(method, target, headers, body)
+
+
+def assert_safe_answer(status: int, headers: list[tuple[bytes, bytes]], body: bytes, target: bytes) -> None:
+    """Never a crash, never a stack trace, never a control character in a response header."""
+    if status >= 500:
+        # The health check answers 500 when a check fails (which ones run depends on max_level):
+        # a report, not a crash.
+        assert status == 500, (target, body)
+        assert target.startswith(b"/c2c/health_check"), (target, body)
+        assert b'"failures"' in body, (target, body)
+    assert b"Traceback" not in body, (target, body)
+    assert b'File "' not in body, (target, body)
+    for name, value in headers:
+        assert all(32 <= byte < 127 or byte == 9 for byte in name + value), (target, name, value)
+
+
+methods = st.one_of(
+    st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"TRACE"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=8).map(str.encode),
+)
+extra_headers = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [b"Accept", b"Content-Type", b"X-Request-ID", b"traceparent", b"Cookie", b"X-Api-Key"]
+        ),
+        st.one_of(st.sampled_from(ACCEPTS), header_text),
+    ),
+    max_size=3,
+    # A repeated Content-Type is gunicorn's to reject: see test_request_gunicorn_rejects_*.
+    unique_by=lambda header: header[0],
+)
+suffixes = st.sampled_from([b"", b"/", b"//", b"/x", b"%2F", b".json", b"?"])
+
+
+@settings(
+    max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    view=st.text(min_size=1, max_size=3),
+    suffix=suffixes,
+    method=methods,
+    params=st.lists(param, max_size=5),
+    separator=st.sampled_from([b"&", b";"]),
+    secret=st.one_of(st.none(), wrong_secret),
+    sent_in=st.sampled_from(["header", "query"]),
+    other_headers=extra_headers,
+    body=st.one_of(st.just(b""), st.binary(max_size=100), st.just(b'{"level": "DEBUG"}')),
+)
+def _sweep_without_the_secret(  # noqa: PLR0917 (hypothesis arguments)
+    app: AppServer,
+    views: list[str],
+    protected: set[str],
+    view: str,
+    suffix: bytes,
+    method: bytes,
+    params: list[bytes],
+    separator: bytes,
+    secret: bytes | None,
+    sent_in: str,
+    other_headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> None:
+    headers = list(other_headers)
+    params = [param for param in params if not param.startswith(b"secret")]
+    if secret is not None and sent_in == "header":
+        headers.append((b"X-API-Key", secret))
+    elif secret is not None:
+        params.append(b"secret=" + urllib.parse.quote_from_bytes(secret, safe="").encode())
+    target, request = hostile_ops_request(views, view, suffix, method, params, separator, headers, body)
+    status, response_headers, response_body = exchange(app, request)
+    assert_safe_answer(status, response_headers, response_body, target)
+    path = target.partition(b"?")[0].decode()
+    if path in protected:
+        assert status in {400, 403, 404, 405}, (target, status, response_body)
+
+
+def state(app: AppServer) -> dict[str, object]:
+    """Return what an ops request could change: log levels, the SQL profiler, the metrics."""
+    log_level = requests.get(
+        app.url("/c2c/logging/level"), headers={"X-API-Key": SECRETS["LOG_VIEW_SECRET"]}, timeout=10
+    ).json()
+    profiler = requests.get(
+        app.url("/c2c/sql_profiler"), headers={"X-API-Key": SECRETS["SQL_PROFILER_SECRET"]}, timeout=10
+    ).json()
+    counters = requests.get(
+        app.url("/c2c/stats.json"), headers={"X-API-Key": SECRETS["STATS_VIEW_SECRET"]}, timeout=10
+    ).json()["counters"]
+    on_demand = {key: value for key, value in counters.items() if key.startswith("errors_on_demand")}
+    return {"log_levels": log_level, "profiler": profiler, "errors_on_demand": on_demand}
+
+
+def test_ops_views_without_their_secret_never_crash_leak_or_change_state(ops_app: AppServer) -> None:
+    views = ops_views(ops_app)
+    protected = {
+        path for path in views.values() if requests.get(ops_app.url(path), timeout=10).status_code == 403
+    }
+    assert {"/c2c/logging/level", "/c2c/sql_profiler", "/c2c/stats.json", "/c2c/debug/stacks"} <= protected
+    for _ in range(4):  # a counter in every worker, for a reset to show
+        requests.get(ops_app.url("/api/error?status=400"), headers={"Connection": "close"}, timeout=10)
+    before = state(ops_app)
+    assert before["errors_on_demand"]
+    _sweep_without_the_secret(ops_app, sorted(views.values()), protected)
+    assert state(ops_app) == before
+
+
+@settings(
+    max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    view=st.sampled_from(
+        ["/c2c/logging/level", "/c2c/sql_profiler", "/c2c/stats.json", "/c2c/debug/memory", "/c2c/metrics"]
+    ),
+    method=st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT"]),
+    params=st.lists(param, max_size=5),
+    separator=st.sampled_from([b"&", b";"]),
+    sent_in=st.sampled_from(["header", "query"]),
+    other_headers=extra_headers,
+)
+def _sweep_with_the_secret(  # noqa: PLR0917 (hypothesis arguments)
+    app: AppServer,
+    view: str,
+    method: bytes,
+    params: list[bytes],
+    separator: bytes,
+    sent_in: str,
+    other_headers: list[tuple[bytes, bytes]],
+) -> None:
+    secret = {
+        "/c2c/logging/level": "LOG_VIEW_SECRET",
+        "/c2c/sql_profiler": "SQL_PROFILER_SECRET",
+        "/c2c/stats.json": "STATS_VIEW_SECRET",
+        "/c2c/debug/memory": "DEBUG_VIEW_SECRET",
+        "/c2c/metrics": "C2C_PROMETHEUS_SECRET",
+    }[view]
+    headers = [(name, value) for name, value in other_headers if name.lower() != b"x-api-key"]
+    params = [param for param in params if not param.startswith(b"secret")]
+    if sent_in == "header":
+        headers.append((b"X-API-Key", SECRETS[secret].encode()))
+    else:
+        params.append(b"secret=" + SECRETS[secret].encode())
+    target, request = hostile_ops_request([view], "x", b"", method, params, separator, headers, b"")
+    status, response_headers, response_body = exchange(app, request)
+    assert_safe_answer(status, response_headers, response_body, target)
+    assert status != 403, (target, response_body)  # the secret was accepted, however it came
+    # 414 and 431 are gunicorn's own answers (request line or header too large), before the app.
+    if status >= 400 and method != b"HEAD" and status not in {414, 431}:
+        assert content_type(response_headers).startswith(b"application/json"), (target, response_body)
+
+
+def test_ops_views_with_their_secret_answer_hostile_parameters_with_clear_4xx(ops_app: AppServer) -> None:
+    _sweep_with_the_secret(ops_app)
+    # Leave no override behind for the other tests of the module.
+    requests.get(
+        ops_app.url("/c2c/sql_profiler?enable=0"),
+        headers={"X-API-Key": SECRETS["SQL_PROFILER_SECRET"]},
+        timeout=10,
+    )
+
+
+def test_unknown_log_level_is_a_400_naming_the_levels(ops_app: AppServer) -> None:
+    response = requests.get(
+        ops_app.url("/c2c/logging/level?name=x&level=LOUD"),
+        headers={"X-API-Key": SECRETS["LOG_VIEW_SECRET"]},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert "DEBUG" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [b"x" * 201, b"x" * 8000, b"\xc3\xa9t\xc3\xa9", b"a\tb", b"\x7f", b"a\x01b"],
+    ids=["201 chars", "8000 chars", "utf-8", "tab", "DEL", "control"],
+)
+def test_request_id_too_long_or_not_printable_is_replaced_by_a_uuid(
+    ops_app: AppServer, request_id: bytes
+) -> None:
+    status, headers, _ = exchange(ops_app, raw_request(b"GET", b"/api/ping", [(b"X-Request-ID", request_id)]))
+    if status == 400:
+        return  # gunicorn refuses control characters in any header value: a clear 4xx too
+    assert status == 200
+    echoed = next(value.strip() for name, value in headers if name.lower() == b"x-request-id")
+    assert echoed != request_id
+    assert uuid.UUID(echoed.decode())
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        b"00-" + b"0" * 32 + b"-" + b"1" * 16 + b"-01",
+        b"nonsense",
+        b"00-" + b"f" * 5000,
+        b"\xff\xfe",
+        b"00--01",
+    ],
+    ids=["all-zero trace id", "nonsense", "huge", "not ascii", "empty ids"],
+)
+def test_malformed_traceparent_is_ignored(ops_app: AppServer, traceparent: bytes) -> None:
+    status, _, body = exchange(ops_app, raw_request(b"GET", b"/api/ping", [(b"traceparent", traceparent)]))
+    assert (status, body) == (200, b'{"pong": true}')
+
+
+def test_cr_lf_in_a_header_value_cannot_add_a_header(ops_app: AppServer) -> None:
+    status, headers, _ = exchange(
+        ops_app,
+        b"GET /api/ping HTTP/1.1\r\nHost: x\r\nX-Request-ID: a\rSet-Cookie: x=1\r\nConnection: close\r\n\r\n",
+    )
+    assert status in {200, 400}
+    assert not any(name.lower() == b"set-cookie" for name, _ in headers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gunicorn_logging.ScrubbingLogger reads resp.status_code, which the Response gunicorn "
+    "builds for a request it rejects does not have: an ERROR with a traceback instead of the "
+    "access line (at 07e0815 the exception even escaped and the client got no answer at all)",
+)
+def test_request_gunicorn_rejects_gets_a_400_and_an_access_line(ops_app: AppServer) -> None:
+    request_id = f"rejected-{uuid.uuid4()}"
+    log_before = len(ops_app.log())
+    status, _, _ = exchange(
+        ops_app,
+        raw_request(
+            b"GET",
+            b"/api/ping",
+            [(b"X-Request-ID", request_id.encode()), (b"Content-Type", b"a"), (b"Content-Type", b"b")],
+        ),
+    )
+    assert status == 400
+    deadline = time.monotonic() + 5
+    while '"GET /api/ping HTTP/1.1" 400' not in ops_app.log()[log_before:]:
+        assert time.monotonic() < deadline, ops_app.log()[log_before:]
+        time.sleep(0.05)
+    assert "Traceback" not in ops_app.log()[log_before:]
