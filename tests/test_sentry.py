@@ -335,3 +335,16 @@ def test_a_hanging_sentry_delays_no_request(start_server: StartServer, receiver:
     start = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - start < 12
+
+
+def test_with_preload_every_worker_reports(start_server: StartServer, receiver: SentryReceiver) -> None:
+    """sentry-sdk, initialised in the master before the fork, sends from each worker all the same."""
+    server = start_server(env={"SENTRY_URL": receiver.dsn, "GUNICORN_PARAMS": "--preload"}, workers=2)
+    workers: set[str] = set()
+    sent = 0
+    while len(workers) < 2 and sent < 60:  # until both workers have failed at least once
+        response = requests.get(server.url("/api/error"), headers={"Connection": "close"}, timeout=10)
+        workers.add(response.headers["X-Worker-Pid"])
+        sent += 1
+    assert len(workers) == 2
+    assert len(receiver.wait_for_events(sent)) == sent
