@@ -19,6 +19,7 @@ between machines; compare runs made on the same machine.
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
@@ -31,6 +32,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 import c2cwsgiutils.pyramid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # type: ignore[import-not-found,unused-ignore]
 
 Environ = dict[str, Any]
 WSGIApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
@@ -118,15 +122,13 @@ def time_calls(app: WSGIApp, template: Environ, calls: int) -> float:
 
 
 def measure(apps: tuple[WSGIApp, WSGIApp], template: Environ, rounds: int, calls: int) -> tuple[float, float]:
-    """Return the median µs per call of the baseline and toolkit apps, interleaved in rounds."""
+    """Return the median µs per call of the baseline and toolkit apps, alternating in rounds."""
     for app in apps:
         time_calls(app, template, max(calls // 10, 100))
-    results: tuple[list[float], list[float]] = ([], [])
-    for round_number in range(rounds):
-        order = (0, 1) if round_number % 2 == 0 else (1, 0)
-        for index in order:
-            results[index].append(time_calls(apps[index], template, calls))
-    return statistics.median(results[0]), statistics.median(results[1])
+    baseline, toolkit = harness.alternate(
+        lambda: time_calls(apps[0], template, calls), lambda: time_calls(apps[1], template, calls), rounds
+    )
+    return statistics.median(baseline), statistics.median(toolkit)
 
 
 def main() -> int:
