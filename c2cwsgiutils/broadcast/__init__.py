@@ -40,6 +40,7 @@ from pyramid.config import Configurator
 from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport, Transport, process_role
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
+from c2cwsgiutils.redis_connection import RedisSentinelSettings, RedisTarget, target
 
 __all__ = [
     "BROADCASTER",
@@ -99,12 +100,14 @@ class BroadcastSettings(SettingsGroup):
     )
 
 
-def _factory(settings: BroadcastSettings, master_pid: int | None) -> Callable[[Broadcaster], Transport]:
+def _factory(
+    settings: BroadcastSettings, master_pid: int | None, redis_target: RedisTarget | None
+) -> Callable[[Broadcaster], Transport]:
     def make(broadcaster: Broadcaster) -> Transport:
-        if settings.redis_url:
+        if redis_target is not None:
             from c2cwsgiutils.broadcast.redis_transport import RedisTransport  # noqa: PLC0415 (needs the extra)
 
-            return RedisTransport(broadcaster, settings.redis_url, settings.prefix, settings.redis_timeout)
+            return RedisTransport(broadcaster, redis_target, settings.prefix, settings.redis_timeout)
         if master_pid is None:
             return InProcessTransport()
         from c2cwsgiutils.broadcast import local  # noqa: PLC0415
@@ -115,20 +118,32 @@ def _factory(settings: BroadcastSettings, master_pid: int | None) -> Callable[[B
     return make
 
 
-def start(settings: BroadcastSettings, broadcaster: Broadcaster = BROADCASTER) -> None:
-    """Start ``broadcaster``'s transport as ``settings`` and the kind of process this is say."""
+def start(
+    settings: BroadcastSettings,
+    broadcaster: Broadcaster = BROADCASTER,
+    sentinel_settings: RedisSentinelSettings | None = None,
+) -> None:
+    """Start ``broadcaster``'s transport as ``settings`` and the kind of process this is say.
+
+    The Redis is the Sentinels' master when ``sentinel_settings`` name them, else ``C2C_REDIS_URL``.
+    """
     role, pid = process_role()
     # A worker's group is its master's; a master that loads the app before forking names its
     # workers' group, and starts no transport itself (``defer``).
     master_pid = None if role == "plain" else pid
-    broadcaster.start((settings, role, pid), _factory(settings, master_pid), defer=role == "master")
+    redis_target = target(settings, sentinel_settings or RedisSentinelSettings())
+    broadcaster.start(
+        (settings, redis_target, role, pid),
+        _factory(settings, master_pid, redis_target),
+        defer=role == "master",
+    )
 
 
 def includeme(config: Configurator) -> None:
-    """Switch the broadcaster on: Redis if ``C2C_REDIS_URL`` is set, else the local channel."""
+    """Switch the broadcaster on: Redis if ``C2C_REDIS_SENTINELS`` or ``C2C_REDIS_URL`` is set, else local."""
     if not first_time(config, "broadcast"):
         return
-    start(BroadcastSettings.of(config))
+    start(BroadcastSettings.of(config), sentinel_settings=RedisSentinelSettings.of(config))
 
 
 def init(config: Configurator | None = None) -> None:
@@ -136,7 +151,7 @@ def init(config: Configurator | None = None) -> None:
     if config is not None:
         includeme(config)
     else:
-        start(BroadcastSettings.resolve(None))
+        start(BroadcastSettings.resolve(None), sentinel_settings=RedisSentinelSettings.resolve(None))
 
 
 def subscribe(channel: str, callback: Callable[..., Any]) -> None:

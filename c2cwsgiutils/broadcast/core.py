@@ -329,6 +329,12 @@ class Broadcaster:
         process and every child forked from it starts the transport for itself.
         """
         with self._lock:
+            if self._pid != os.getpid():
+                # Made in a parent that never started it (a gunicorn master that imported the app's
+                # module to read its logging configuration): no fork hook ran, so this process
+                # takes an identity of its own now, or its workers would answer as one.
+                self._pid = os.getpid()
+                self.instance_id = uuid.uuid4().hex
             if self._started_with == key and self._factory is not None:
                 return
             self._close_transport()

@@ -1,4 +1,4 @@
-"""The Redis channel: every process of every container sharing ``C2C_REDIS_URL``.
+"""The Redis channel: every process of every container sharing ``C2C_REDIS_URL`` (or the Sentinels' master).
 
 Keys, all under the prefix ``C2C_BROADCAST_PREFIX``:
 
@@ -16,7 +16,9 @@ The listener loops: connect, subscribe, publish what this process stored while R
 applied yet, then handle calls. When Redis goes away it warns
 (at most once a minute) and reconnects with a growing delay (0.1 s, doubling up to 2 s), so a
 Redis that comes back is used again without a restart, and the calls stored meanwhile reach this
-process exactly once.
+process exactly once. Through Sentinel (:mod:`c2cwsgiutils.redis_connection`), each reconnection
+asks the Sentinels for the master: after a failover the listener subscribes on the new master,
+publishes what was stored meanwhile and applies what it missed.
 """
 
 import contextlib
@@ -25,7 +27,6 @@ import math
 import random
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ import orjson
 
 from c2cwsgiutils import extras
 from c2cwsgiutils.broadcast.core import LOG, Call, Receiver, Reply, TransportError
+from c2cwsgiutils.redis_connection import RedisTarget, make_client, safe_url
+
+__all__ = ["RedisTransport", "safe_url"]
 
 POLL_INTERVAL = 0.5
 """Seconds the listener waits for a message before checking whether it should stop."""
@@ -40,16 +44,6 @@ MIN_BACKOFF = 0.1
 MAX_BACKOFF = 2.0
 ANSWERS_EXPIRY = 10
 """Seconds a list of answers outlives the time its sender waits for them."""
-
-
-def safe_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for the logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 def _field(channel: str, key: str) -> bytes:
@@ -61,20 +55,21 @@ class RedisTransport:
 
     name = "redis"
 
-    def __init__(self, receiver: Receiver, url: str, prefix: str, timeout: float) -> None:
+    def __init__(self, receiver: Receiver, target: RedisTarget | str, prefix: str, timeout: float) -> None:
+        """Use the Redis of ``target`` (a URL, or Sentinels)."""
         redis = extras.require("redis", "redis", "C2C_REDIS_URL")
         from redis.backoff import NoBackoff  # noqa: PLC0415 (the extra is imported when it is used)
         from redis.retry import Retry  # noqa: PLC0415
 
+        target = RedisTarget(url=target) if isinstance(target, str) else target
         self._receiver = receiver
-        self.url = safe_url(url)
+        self.url = target.describe()
         self.timeout = timeout
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError, TransportError)
-        # One retry: the first command on a connection that Redis closed (a restart) fails.
-        self._client: Any = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
+        # One retry: the first command on a connection that Redis closed (a restart, a failover) fails.
+        self._client: Any = make_client(
+            target,
+            timeout,
             socket_keepalive=True,
             health_check_interval=10,
             retry=Retry(NoBackoff(), 1),
