@@ -4,6 +4,7 @@ The browser's view of the same (a page of another origin calling them) is in
 tests/test_services_browser.py.
 """
 
+import sys
 from typing import Any
 
 import pytest
@@ -136,3 +137,11 @@ def test_create_passes_cornice_arguments_through() -> None:
     assert service.cors_max_age == 5
     assert service.cors_headers == ["X-Custom"]
     assert service.description == "d"
+
+
+def test_create_without_cornice_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from c2cwsgiutils.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "cornice.service", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'c2cwsgiutils\[services\]'"):
+        services.create("nothing", "/nothing")
