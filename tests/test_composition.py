@@ -84,12 +84,13 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Docker:
     return Docker(tmp_path, monkeypatch)
 
 
-def composition(**kwargs: Any) -> Composition:
+def project(**kwargs: Any) -> Composition:
+    """A Composition of docker-compose.yaml (the stand-in never reads the file)."""
     return Composition("docker-compose.yaml", **kwargs)
 
 
 def test_start_checks_the_cli_builds_brings_up_and_waits(docker: Docker) -> None:
-    composition().start()
+    project().start()
     assert docker.calls() == [
         [*FILE, "version", "--short"],
         [*FILE, "build"],
@@ -99,7 +100,7 @@ def test_start_checks_the_cli_builds_brings_up_and_waits(docker: Docker) -> None
 
 
 def test_project_name_is_passed_and_build_can_be_skipped(docker: Docker) -> None:
-    composition(project_name="p1", build=False).start()
+    project(project_name="p1", build=False).start()
     assert [call[3:] for call in docker.calls()][:3] == [
         ["--project-name", "p1", "version", "--short"],
         ["--project-name", "p1", "up", "--detach", "--remove-orphans"],
@@ -118,13 +119,13 @@ def test_start_waits_until_every_container_is_healthy(docker: Docker) -> None:
             ),
         ]
     )
-    composition().start()
+    project().start()
     assert [call[3] for call in docker.calls()].count("ps") == 2
 
 
 def test_an_older_compose_answering_one_json_array_is_understood(docker: Docker) -> None:
     docker.script(ps={"stdout": json.dumps([container("app", health="healthy")])})
-    composition(start_timeout=0).start()
+    project(start_timeout=0).start()
 
 
 def test_a_service_that_does_not_become_healthy_is_named_with_its_last_logs(docker: Docker) -> None:
@@ -133,7 +134,7 @@ def test_a_service_that_does_not_become_healthy_is_named_with_its_last_logs(dock
         logs={"stdout": "app-1  | still loading\n"},
     )
     with pytest.raises(CompositionError) as raised:
-        composition(start_timeout=0).start()
+        project(start_timeout=0).start()
     assert str(raised.value) == (
         "services not healthy after 0s: app (starting)\nlast log lines:\napp-1  | still loading"
     )
@@ -146,28 +147,28 @@ def test_an_unhealthy_or_failed_service_fails_at_once(docker: Docker) -> None:
         logs={"stdout": ""},
     )
     with pytest.raises(CompositionError) as raised:
-        composition(start_timeout=600).start()
+        project(start_timeout=600).start()
     assert str(raised.value) == "services failed: app (unhealthy), db (exited with 3)"
 
 
 def test_a_failing_command_says_which_with_its_error_output(docker: Docker) -> None:
     docker.script(build={"code": 17, "stderr": "failed to solve: no such file\n"})
     with pytest.raises(CompositionError) as raised:
-        composition().start()
+        project().start()
     assert str(raised.value) == "docker compose build: exit 17\nfailed to solve: no such file"
 
 
 def test_a_command_that_hangs_times_out(docker: Docker) -> None:
     docker.script(up={"sleep": 30})
     with pytest.raises(CompositionError) as raised:
-        composition(command_timeout=0.5).start()
+        project(command_timeout=0.5).start()
     assert str(raised.value) == "docker compose up --detach --remove-orphans: no end after 0.5s"
 
 
 def test_missing_docker_cli_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CompositionError) as raised:
-        composition().start()
+        project().start()
     assert str(raised.value) == (
         "'docker' was not found on PATH: install the Docker CLI and its Compose v2 plugin"
     )
@@ -176,7 +177,7 @@ def test_missing_docker_cli_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
 def test_missing_compose_plugin_is_a_clear_error(docker: Docker) -> None:
     docker.script(version={"code": 1, "stderr": "docker: unknown command: docker compose\n"})
     with pytest.raises(CompositionError) as raised:
-        composition().start()
+        project().start()
     assert str(raised.value) == (
         "'docker compose' is not available (docker: unknown command: docker compose): "
         "install the Docker Compose v2 plugin"
@@ -186,7 +187,7 @@ def test_missing_compose_plugin_is_a_clear_error(docker: Docker) -> None:
 
 def test_the_real_docker_cli_where_installed() -> None:
     """The installed ``docker``: its Compose version, or the error that names the missing piece."""
-    real = composition()
+    real = project()
     if shutil.which("docker") is None:
         with pytest.raises(CompositionError, match="'docker' was not found on PATH"):
             real.check_cli()
@@ -201,21 +202,21 @@ def test_the_real_docker_cli_where_installed() -> None:
 
 def test_base_url_is_the_published_port_of_the_app(docker: Docker) -> None:
     docker.script(port={"stdout": "0.0.0.0:49153\n"})
-    assert composition().base_url == "http://127.0.0.1:49153"
-    assert composition(app_service="web", app_port=80).url("/c2c/") == "http://127.0.0.1:49153/c2c/"
+    assert project().base_url == "http://127.0.0.1:49153"
+    assert project(app_service="web", app_port=80).url("/c2c/") == "http://127.0.0.1:49153/c2c/"
     assert docker.calls()[-1] == [*FILE, "port", "web", "80"]
 
 
 def test_an_unpublished_app_port_is_a_clear_error(docker: Docker) -> None:
     docker.script(port={"stdout": ""})
     with pytest.raises(CompositionError) as raised:
-        _ = composition().base_url
+        _ = project().base_url
     assert str(raised.value) == "service 'app' publishes no host port for 8080"
 
 
 def test_stop_restart_run_exec_and_logs_command_lines(docker: Docker) -> None:
     docker.script(run={"stdout": "ran\n", "code": 2}, exec={"stdout": "42\n"}, logs={"stdout": "app | hi\n"})
-    compose = composition()
+    compose = project()
     compose.stop("db")
     compose.stop()
     compose.restart("app")
@@ -236,16 +237,16 @@ def test_stop_restart_run_exec_and_logs_command_lines(docker: Docker) -> None:
 
 
 def test_close_takes_everything_down_unless_kept(docker: Docker) -> None:
-    with composition():
+    with project():
         pass
     assert docker.calls()[-1] == [*FILE, "down", "--volumes", "--remove-orphans", "--timeout", "10"]
-    with composition(keep=True):
+    with project(keep=True):
         pass
     assert docker.calls()[-1][3] == "ps"
 
 
 def test_a_failed_start_in_a_with_block_takes_everything_down(docker: Docker) -> None:
     docker.script(ps=ps(container("app", health="unhealthy")), logs={"stdout": ""})
-    with pytest.raises(CompositionError), composition():
+    with pytest.raises(CompositionError), project():
         pass
     assert docker.calls()[-1][3] == "down"

@@ -38,8 +38,13 @@ def retry(
         time.sleep(interval)
 
 
-def wait_until(predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str) -> T:
-    """Return the first true value of ``predicate()``; raise :class:`TimeoutError` after ``timeout``."""
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 30.0, what: str = "the condition", *, interval: float = 0.1
+) -> T:
+    """Return the first true value of ``predicate()``; raise :class:`TimeoutError` after ``timeout``.
+
+    ``what`` names the awaited condition in the error.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
