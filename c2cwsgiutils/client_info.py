@@ -58,6 +58,15 @@ _HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,
 _SCHEMES = {"http": "80", "https": "443"}
 
 
+class Networks(tuple):  # type: ignore[type-arg]
+    """Networks, shown as the setting is written (``10.0.0.0/8,::1/128``)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return ",".join(str(network) for network in self)
+
+
 def parse_networks(raw: str | Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Parse a comma-separated list of networks (``10.0.0.0/8``, ``::1``: a bare address is a /32 or /128)."""
     items = raw.split(",") if isinstance(raw, str) else raw
@@ -69,7 +78,7 @@ def parse_networks(raw: str | Iterable[str]) -> tuple[ipaddress.IPv4Network | ip
                 networks.append(ipaddress.ip_network(text, strict=False))
             except ValueError:
                 raise ValueError(f"{text!r} is not a network (CIDR) or an IP address") from None
-    return tuple(networks)
+    return Networks(networks)
 
 
 def _parse_headers_family(raw: str) -> str:

@@ -21,6 +21,15 @@ from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingError, SettingsGroup, int_at_least, setting
 
 
+class Sentinels(tuple):  # type: ignore[type-arg]
+    """Sentinel addresses, shown as the setting is written (``host:port,host:port``)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in self)
+
+
 def parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:
     """Parse ``host:port,host:port`` (``[ipv6]:port`` too) into addresses."""
     sentinels = []
@@ -35,7 +44,7 @@ def parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:
         sentinels.append((host, int(port)))
     if not sentinels:
         raise ValueError("expected host:port,host:port...")
-    return tuple(sentinels)
+    return Sentinels(sentinels)
 
 
 def safe_url(url: str) -> str:
@@ -89,8 +98,7 @@ class RedisTarget:
     def describe(self) -> str:
         """Say which Redis it is, for the logs (no password)."""
         if self.sentinels:
-            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
-            return f"sentinel://{hosts}/{self.service_name}/{self.db}"
+            return f"sentinel://{Sentinels(self.sentinels)}/{self.service_name}/{self.db}"
         return safe_url(self.url or "")
 
 
