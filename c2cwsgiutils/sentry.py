@@ -284,6 +284,19 @@ def make_before_send(scrubber: Scrubber) -> Callable[[dict[str, Any], dict[str, 
     return before_send
 
 
+def make_scrub_only(scrubber: Scrubber) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]:
+    """Return a hook that scrubs what else sentry-sdk may send when asked: transactions, logs."""
+
+    def scrub_only(item: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            scrubbed: dict[str, Any] = scrubber.value(item)
+        except Exception:
+            return None
+        return scrubbed
+
+    return scrub_only
+
+
 def before_breadcrumb(breadcrumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     """Mark a breadcrumb with the request it was made for, to keep only those of an event's request."""
     breadcrumb.setdefault("data", {})[_BREADCRUMB_REQUEST_ID] = current_request_id.get()
@@ -307,13 +320,18 @@ def init(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     if _state.get("key") == key:
         return True  # the same client is already there: a second one would change nothing
     sentry_sdk = extras.require("sentry_sdk", "sentry", "Sentry (SENTRY_URL)")
+    scrubber = Scrubber(secrets)
     options = {
         "release": release,
         "environment": resolved.environment,
         "auto_enabling_integrations": False,
         **options,
         "dsn": resolved.url,
-        "before_send": make_before_send(Scrubber(secrets)),
+        "before_send": make_before_send(scrubber),
+        # Transactions (SENTRY_CLIENT_TRACES_SAMPLE_RATE) and logs (SENTRY_CLIENT_ENABLE_LOGS)
+        # carry URLs and messages too.
+        "before_send_transaction": make_scrub_only(scrubber),
+        "before_send_log": make_scrub_only(scrubber),
         "before_breadcrumb": before_breadcrumb,
     }
     try:

@@ -260,6 +260,21 @@ def test_no_secret_reaches_an_event(on: SentryReceiver) -> None:
     assert events[0]["exception"]["values"][-1]["value"] == "the secret is ***"
 
 
+def test_no_secret_reaches_a_transaction(on: SentryReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTRY_CLIENT_TRACES_SAMPLE_RATE", "1.0")
+    sentry.init({})
+    with (
+        sentry_sdk.start_transaction(name=f"GET /x?secret={QUERY_SECRET}", op="http.server"),
+        sentry_sdk.start_span(op="http.client", name=f"GET /y?token={QUERY_SECRET}"),
+    ):
+        pass
+    settle(on)
+    raw = on.raw().decode()
+    assert '"type":"transaction"' in raw.replace(" ", "")
+    assert QUERY_SECRET not in raw
+    assert "secret=***" in raw
+
+
 def test_parse_envelope_reads_items_with_and_without_length() -> None:
     body = b'{"event_id":"1"}\n{"type":"event","length":7}\n{"a":1}\n{"type":"client_report"}\n{"b":2}\n'
     assert parse_envelope(body) == [
