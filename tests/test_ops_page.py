@@ -111,7 +111,7 @@ def test_the_page_offers_the_forms_of_the_views_that_are_on(app: webtest.TestApp
     assert 'id="logging_level"' in text
     assert 'id="sql_profiler"' not in text  # no SQL_PROFILER_SECRET
     assert 'type="password" name="secret"' in text
-    assert "needs the secret" in text
+    assert 'title="needs the secret">locked<' in text
 
 
 def test_the_page_without_protected_views_asks_for_no_secret() -> None:

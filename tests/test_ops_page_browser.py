@@ -69,7 +69,9 @@ def test_sign_in_and_set_a_level_from_the_page(start_server: StartServer, browse
     assert browser.current_url == server.url("/c2c/")
     # Applied on every worker, as the JSON view says.
     for _ in range(6):
-        wait_until(lambda: level_seen_by_a_worker(server) == "DEBUG", 10, "the level on every worker")
+        wait_until(
+            lambda: level_seen_by_a_worker(server) == "DEBUG", timeout=10, what="the level on every worker"
+        )
     save_screenshot(browser, "ops_page_desktop", DESKTOP)
     save_screenshot(browser, "ops_page_phone", PHONE)
 
@@ -112,7 +114,7 @@ def test_sign_out_locks_the_views_again(start_server: StartServer, browser: webd
     server = start_server(env=ENV)
     sign_in(browser, server)
     browser.find_element(By.CSS_SELECTOR, "#session button").click()
-    wait_for_text(browser, "needs the secret")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'input[name="secret"]'))
     wait_for_script(browser)
     assert not [cookie for cookie in browser.get_cookies() if cookie["name"] == auth.COOKIE]
     browser.find_element(By.CSS_SELECTOR, '#logging_level form[method="get"] button').click()

@@ -61,7 +61,7 @@ def _lock(name: str, unlocked: dict[str, bool]) -> str:
         return ""
     if unlocked[name]:
         return ' <span class="badge open">unlocked</span>'
-    return ' <span class="badge locked">needs the secret</span>'
+    return ' <span class="badge locked" title="needs the secret">locked</span>'
 
 
 def _section(title: str, name: str, path: str, unlocked: dict[str, bool], body: str) -> str:
