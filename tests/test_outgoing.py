@@ -3,6 +3,7 @@
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +17,7 @@ from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.outgoing import parse_timeout
 from tests import outgoing_app
+from tests.apps import make_app
 from tests.fixtures import StartServer
 
 REPO = Path(__file__).parent.parent
@@ -120,3 +122,36 @@ def test_parse_timeout(raw: str, expected: float | None) -> None:
 def test_parse_timeout_refuses_zero() -> None:
     with pytest.raises(ValueError, match="more than 0"):
         parse_timeout("0")
+
+
+def test_only_calls_made_while_serving_a_request_get_the_default() -> None:
+    """In one process: the view's call is cut at 300 ms, the same call from a plain thread waits."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+
+    def call_from_view(request: Any) -> dict[str, Any]:
+        del request
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            requests.get(url)  # noqa: S113 (the default is the point)
+        return {"seconds": time.monotonic() - started}
+
+    app = make_app({"call": call_from_view}, settings={"c2c.requests_default_timeout": "300ms"})
+    assert 0.2 < app.get("/call").json["seconds"] < 3
+    outcome: list[BaseException] = []
+
+    def call_from_thread() -> None:
+        try:
+            requests.get(url)  # noqa: S113
+        except requests.RequestException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=call_from_thread, daemon=True)
+    thread.start()
+    thread.join(1.5)
+    assert thread.is_alive(), outcome  # no default timeout outside of a request
+    listener.close()  # resets the queued connection: the thread's call ends
+    thread.join(10)
+    assert outcome
