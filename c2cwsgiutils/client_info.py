@@ -37,6 +37,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.tweens import INGRESS, MAIN
 
+from c2cwsgiutils import request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
 from c2cwsgiutils.include import first_time
 
@@ -374,4 +375,4 @@ def includeme(config: Configurator) -> None:
         TrustedNetworks(settings.trusted_proxies),
         settings.headers == "forwarded",
     )
-    config.add_tween(TWEEN, under=INGRESS, over=("c2cwsgiutils.request_tracking.tween_factory", MAIN))
+    config.add_tween(TWEEN, under=INGRESS, over=(request_tracking.TWEEN, MAIN))
