@@ -8,7 +8,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from c2cwsgiutils import auth
 from c2cwsgiutils.acceptance.server import AppServer
 from tests.browser import DESKTOP, PHONE, save_screenshot
-from tests.fixtures import StartServer, wait_until
+from tests.fixtures import StartServer
 
 SECRET = "ops-page-secret-4821"  # noqa: S105 (made up, looked for where it must not be)
 LOGGER = "c2cwsgiutils_ops_page_test"
@@ -69,9 +69,7 @@ def test_sign_in_and_set_a_level_from_the_page(start_server: StartServer, browse
     assert browser.current_url == server.url("/c2c/")
     # Applied on every worker, as the JSON view says.
     for _ in range(6):
-        wait_until(
-            lambda: level_seen_by_a_worker(server) == "DEBUG", timeout=10, what="the level on every worker"
-        )
+        WebDriverWait(browser, 10).until(lambda _: level_seen_by_a_worker(server) == "DEBUG")
     save_screenshot(browser, "ops_page_desktop", DESKTOP)
     save_screenshot(browser, "ops_page_phone", PHONE)
 
