@@ -10,6 +10,7 @@ import pytest
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
 from tests import echo_app
+from tests.docker_standin import Docker
 from tests.fixtures import EXAMPLE_APP_INI
 
 REPO = Path(__file__).parent.parent
@@ -81,3 +82,27 @@ def test_image_composition_without_an_image_fails_saying_so(tmp_path: Path) -> N
     result = run_pytest(tmp_path, "--c2c-composition", "image")
     assert result.returncode == 1
     assert "the image composition needs --c2c-image (or C2C_TEST_IMAGE)" in result.stdout
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_compose_composition_is_taken_down_at_the_end_unless_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
+) -> None:
+    """The Compose CLI is the recording stand-in (tests/docker_standin.py): no Docker engine here."""
+    docker = Docker(tmp_path, monkeypatch)
+    docker.script(port={"stdout": "0.0.0.0:49153\n"})
+    tests = tmp_path / "suite"
+    tests.mkdir()
+    (tests / "test_it.py").write_text(
+        "def test_url(app_url, composition):\n"
+        "    assert (composition.kind, app_url) == ('compose', 'http://127.0.0.1:49153')\n",
+        encoding="utf-8",
+    )
+    options = ["--c2c-composition", "compose", "--c2c-compose-file", "c.yaml"]
+    options += ["--c2c-compose-service", "web", "--c2c-compose-port", "80", *(["--c2c-keep"] if keep else [])]
+    result = run_pytest(tests, *options)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = [call[3:] for call in docker.calls()]
+    assert calls[:3] == [["version", "--short"], ["build"], ["up", "--detach", "--remove-orphans"]]
+    assert ["port", "web", "80"] in calls
+    assert (calls[-1][0] == "down") is not keep

@@ -56,6 +56,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the Compose file, for the compose composition (default: docker-compose.yaml)",
     )
     group.addoption(
+        "--c2c-compose-service",
+        default="app",
+        help="the app's service in the Compose file (default: app)",
+    )
+    group.addoption(
+        "--c2c-compose-port",
+        type=int,
+        default=8080,
+        help="the port the app's service listens on, published to the host (default: 8080)",
+    )
+    group.addoption(
         "--c2c-keep",
         action="store_true",
         help="leave the compose composition running after the session",
@@ -98,7 +109,12 @@ def composition(
             pytest.fail("the image composition needs --c2c-image (or C2C_TEST_IMAGE)", pytrace=False)
         started = ImageComposition(option("--c2c-image"), env=c2c_app_env)
     elif kind == "compose":
-        started = Composition(option("--c2c-compose-file"), keep=option("--c2c-keep"))
+        started = Composition(
+            option("--c2c-compose-file"),
+            app_service=option("--c2c-compose-service"),
+            app_port=option("--c2c-compose-port"),
+            keep=option("--c2c-keep"),
+        )
     else:
         started = ProcessComposition(c2c_app_ini, env=c2c_app_env)
     with started:
