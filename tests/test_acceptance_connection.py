@@ -175,5 +175,5 @@ def test_requests_time_out_by_default(echo: ProcessComposition) -> None:
     with Connection(echo.base_url, timeout=0.5) as impatient:
         started = time.monotonic()
         with pytest.raises(requests.Timeout):
-            impatient.get("/echo?sleep=20")
-        assert time.monotonic() - started < 10  # far from 20 s, with room for a loaded machine
+            impatient.get("/echo?sleep=6")
+        assert time.monotonic() - started < 5  # well before the answer, with room for a loaded machine
