@@ -14,7 +14,7 @@ with, until its expiry, and whoever holds no secret cannot make one.
 """
 
 import base64
-import hashlib
+import functools
 import hmac
 import time
 from collections.abc import Callable, Iterable
@@ -48,13 +48,14 @@ MAX_TOKENS = 8
 _FETCH_SITES = frozenset(("same-origin", "none"))
 
 
+@functools.lru_cache(maxsize=64)
 def _cookie_key(secret: str) -> bytes:
     """Derive the signing key of the session tokens from a secret (never the secret itself)."""
-    return hmac.new(secret.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
+    return hmac.digest(secret.encode("utf-8"), _KEY_LABEL, "sha256")
 
 
 def _mac(secret: str, expiry: int) -> str:
-    digest = hmac.new(_cookie_key(secret), str(expiry).encode("ascii"), hashlib.sha256).digest()
+    digest = hmac.digest(_cookie_key(secret), str(expiry).encode("ascii"), "sha256")
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
