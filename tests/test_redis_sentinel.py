@@ -14,6 +14,7 @@ import redis
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, free_port
+from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport
 from c2cwsgiutils.config_utils import SettingError
 from c2cwsgiutils.redis_connection import (
@@ -24,7 +25,7 @@ from c2cwsgiutils.redis_connection import (
     target,
 )
 from tests import sentinel_app
-from tests.fixtures import StartServer, wait_until
+from tests.fixtures import StartServer
 
 REPO = Path(__file__).parent.parent
 SERVICE = "c2cmaster"
