@@ -15,6 +15,7 @@ with, until its expiry, and whoever holds no secret cannot make one.
 
 import base64
 import functools
+import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,18 @@ PARAM = "secret"
 FORBIDDEN_MESSAGE = f"missing or wrong secret: send it in the {HEADER} header or the {PARAM} query parameter"
 
 View = Callable[[Request], Any]
+
+
+def secrets_equal(given: str, expected: str) -> bool:
+    """Compare two secrets in constant time, whatever their lengths.
+
+    ``hmac.compare_digest`` returns at once when the lengths differ, which tells the secret's
+    length: compare their SHA-256 digests, always of equal length, instead.
+    """
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogateescape")).digest(),
+    )
 
 
 def provided_secret(request: Request) -> str | None:
@@ -82,18 +95,14 @@ def token_expiry(token: str, secret: str, max_lifetime: float | None = None) -> 
     now = time.time()
     if expiry <= now or (max_lifetime is not None and expiry > now + max_lifetime + 1):
         return None
-    if not hmac.compare_digest(mac.encode("ascii", "replace"), _mac(secret, expiry).encode("ascii")):
+    if not secrets_equal(mac, _mac(secret, expiry)):
         return None
     return expiry
 
 
 def merge_tokens(tokens: Iterable[str], secret: str, secrets: Iterable[str], expiry: int) -> str:
     """Return a cookie value: a new token for ``secret``, and the old tokens still valid for the others."""
-    others = [
-        other
-        for other in set(secrets)
-        if not hmac.compare_digest(other.encode("utf-8"), secret.encode("utf-8"))
-    ]
+    others = [other for other in set(secrets) if not secrets_equal(other, secret)]
     kept = [token for token in tokens if any(token_expiry(token, other) for other in others)]
     return "~".join([make_token(secret, expiry), *kept][:MAX_TOKENS])
 
@@ -139,7 +148,7 @@ def is_authorized(request: Request, expected: str) -> bool:
         return False
     given = provided_secret(request)
     if given:
-        return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+        return secrets_equal(given, expected)
     return cookie_expiry(request, expected) is not None
 
 

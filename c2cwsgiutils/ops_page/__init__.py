@@ -13,7 +13,6 @@ another origin, and the Content-Security-Policy allows nothing else.
 """
 
 import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -218,8 +217,7 @@ def login_view(request: Request) -> Response:
         return page(request, 403, "Sign in from this page itself.")
     secret = request.POST.get("secret", "")
     secrets = set(view_secrets(request).values())
-    encoded = secret.encode("utf-8")
-    if not secret or not any(hmac.compare_digest(encoded, known.encode("utf-8")) for known in secrets):
+    if not secret or not any(auth.secrets_equal(secret, known) for known in secrets):
         LOG.warning("ops page: a wrong secret was entered from %s", request.client_addr)
         return page(request, 403, "Wrong secret.")
     lifetime = OpsViewsSettings.of(request).session_lifetime
