@@ -7,7 +7,6 @@ true: that is how these tests see which server a statement reached.
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,41 +19,16 @@ import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.request import Request
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from c2cwsgiutils import _db_routing
 from c2cwsgiutils.db import engine_of, setup_session, use_engine
+from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 from tests.fixtures import postgres_cluster, wait_for_postgres
-
-TABLE = "c2c_db_test_item"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Item(Base):
-    __tablename__ = TABLE
-    id: Mapped[int] = mapped_column(primary_key=True)
-    value: Mapped[str] = mapped_column(sqlalchemy.String(200), unique=True)
 
 
 @pytest.fixture(scope="module")
 def table(postgres_url: str, postgres_replica_url: str) -> str:
-    """The test table, created on the primary and replayed on the replica."""
-    engine = sqlalchemy.create_engine(postgres_url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    deadline = time.monotonic() + 10
-    with psycopg.connect(postgres_replica_url, autocommit=True) as replica:
-        while replica.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() == (None,):
-            assert time.monotonic() < deadline, "the table did not reach the replica"
-            time.sleep(0.05)
-    return TABLE
-
-
-def in_recovery(session: Session) -> bool:
-    return bool(session.scalar(select(func.pg_is_in_recovery())))
+    return create_table(postgres_url, postgres_replica_url)
 
 
 class DbApp:
@@ -156,18 +130,6 @@ def make_app(table: str) -> Iterator[Callable[..., DbApp]]:
 @pytest.fixture
 def db_app(make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str) -> DbApp:
     return make_app(postgres_url, postgres_replica_url, force_master=[r"GET /write/forced"])
-
-
-def unique() -> str:
-    return f"v-{uuid.uuid4().hex}"
-
-
-def primary_has(postgres_url: str, value: str) -> bool:
-    with psycopg.connect(postgres_url) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM c2c_db_test_item WHERE value = %s", (value,)
-        ).fetchone()
-    return row == (1,)
 
 
 # Routing by method and forced routes

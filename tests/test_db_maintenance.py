@@ -4,61 +4,27 @@ Against the local primary (5432) and its streaming replica (5433): a write that 
 replica would fail with PostgreSQL's read-only error, which is what proves where it went.
 """
 
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
-import sqlalchemy
 import webtest
 from pyramid.config import Configurator
 from pyramid.request import Request
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import insert, text
 
 from c2cwsgiutils import broadcast
 from c2cwsgiutils.db import engine_of, setup_request_session, setup_session, use_engine
 from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
 from c2cwsgiutils.health_check import HealthCheck
+from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 
-TABLE = "c2c_db_maintenance_item"
 SECRET = "maintenance-secret"  # noqa: S105
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Item(Base):
-    __tablename__ = TABLE
-    id: Mapped[int] = mapped_column(primary_key=True)
-    value: Mapped[str] = mapped_column(sqlalchemy.String(200), unique=True)
 
 
 @pytest.fixture(scope="module")
 def table(postgres_url: str, postgres_replica_url: str) -> str:
-    """The test table, created on the primary and replayed on the replica."""
-    engine = sqlalchemy.create_engine(postgres_url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    deadline = time.monotonic() + 10
-    with psycopg.connect(postgres_replica_url, autocommit=True) as replica:
-        while replica.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() == (None,):
-            assert time.monotonic() < deadline, "the table did not reach the replica"
-            time.sleep(0.05)
-    return TABLE
-
-
-def unique() -> str:
-    return f"m-{uuid.uuid4().hex}"
-
-
-def primary_has(postgres_url: str, value: str) -> bool:
-    with psycopg.connect(postgres_url) as connection:
-        row = connection.execute(f"SELECT count(*) FROM {TABLE} WHERE value = %s", (value,)).fetchone()  # noqa: S608
-    return row == (1,)
+    return create_table(postgres_url, postgres_replica_url)
 
 
 class MaintenanceApp:
@@ -92,7 +58,7 @@ class MaintenanceApp:
 
     def where(self, request: Request) -> dict[str, Any]:
         session = self.session()
-        return {"engine": engine_of(session), "in_recovery": session.scalar(select(func.pg_is_in_recovery()))}
+        return {"engine": engine_of(session), "in_recovery": in_recovery(session)}
 
     def add(self, request: Request) -> dict[str, Any]:
         session = self.session()
@@ -102,7 +68,7 @@ class MaintenanceApp:
 
     def add_text(self, request: Request) -> dict[str, Any]:
         session = self.session()
-        statement = text("INSERT INTO c2c_db_maintenance_item (value) VALUES (:value)")
+        statement = text("INSERT INTO c2c_db_test_item (value) VALUES (:value)")
         session.execute(statement, {"value": request.params["value"]})
         session.commit()
         return {"ok": True}
@@ -120,7 +86,7 @@ class MaintenanceApp:
         return {"ok": True}
 
     def tm_where(self, request: Request) -> dict[str, Any]:
-        return {"in_recovery": request.dbsession.scalar(select(func.pg_is_in_recovery()))}
+        return {"in_recovery": in_recovery(request.dbsession)}
 
     def switch(self, readonly: bool) -> dict[str, Any]:
         response: dict[str, Any] = self.app.get(
@@ -215,7 +181,9 @@ def test_reads_go_to_the_replica_even_in_a_post_and_a_forced_route(app: Maintena
     app.switch(True)
     assert app.app.post("/where").json == {"engine": "replica", "in_recovery": True}
     assert app.app.get("/forced").json == {"engine": "replica", "in_recovery": True}
+    assert app.app.post("/tm_where").json == {"in_recovery": True}
     app.switch(False)
+    assert app.app.post("/tm_where").json == {"in_recovery": False}
     assert app.app.post("/where").json == {"engine": "primary", "in_recovery": False}
     assert app.app.get("/forced").json["in_recovery"] is False
 
@@ -306,7 +274,7 @@ def test_text_write_outside_requests_is_refused(app: MaintenanceApp) -> None:
     app.switch(True)
     session = app.session()
     with pytest.raises(ReadOnlyMaintenanceError):
-        session.execute(text("DELETE FROM c2c_db_maintenance_item WHERE value = 'none'"))
+        session.execute(text("DELETE FROM c2c_db_test_item WHERE value = 'none'"))
     app.session.remove()
 
 

@@ -3,66 +3,27 @@
 Against the local primary (5432) and its streaming replica (5433), in process (WebTest).
 """
 
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
-import sqlalchemy
+import transaction
 import webtest
 from pyramid import httpexceptions
 from pyramid.config import Configurator
 from pyramid.request import Request
 from sqlalchemy import func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from c2cwsgiutils import broadcast
 from c2cwsgiutils.db import ENGINES_KEY, engine_of, setup_request_session, setup_session
 from c2cwsgiutils.db_maintenance import MAINTENANCE
-
-TABLE = "c2c_db_request_session_item"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Item(Base):
-    __tablename__ = TABLE
-    id: Mapped[int] = mapped_column(primary_key=True)
-    value: Mapped[str] = mapped_column(sqlalchemy.String(200), unique=True)
+from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 
 
 @pytest.fixture(scope="module")
 def table(postgres_url: str, postgres_replica_url: str) -> str:
-    """The test table, created on the primary and replayed on the replica."""
-    engine = sqlalchemy.create_engine(postgres_url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    deadline = time.monotonic() + 10
-    with psycopg.connect(postgres_replica_url, autocommit=True) as replica:
-        while replica.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() == (None,):
-            assert time.monotonic() < deadline, "the table did not reach the replica"
-            time.sleep(0.05)
-    return TABLE
-
-
-def unique() -> str:
-    return f"r-{uuid.uuid4().hex}"
-
-
-def primary_has(postgres_url: str, value: str) -> bool:
-    with psycopg.connect(postgres_url) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM c2c_db_request_session_item WHERE value = %s", (value,)
-        ).fetchone()
-    return row == (1,)
-
-
-def in_recovery(session: Session) -> bool:
-    return bool(session.scalar(select(func.pg_is_in_recovery())))
+    return create_table(postgres_url, postgres_replica_url)
 
 
 class RequestSessionApp:
@@ -235,3 +196,12 @@ def test_shares_the_engines_of_setup_session(
         primary.dispose()
         replica.dispose()
         broadcast.BROADCASTER.reset()
+
+
+def test_outside_requests_its_sessions_join_the_thread_s_transaction_manager(
+    app: RequestSessionApp, postgres_url: str
+) -> None:
+    value = unique()
+    with transaction.manager:
+        app.factory().add(Item(value=value))
+    assert primary_has(postgres_url, value)
