@@ -11,7 +11,7 @@ directly.
 import os
 from typing import Any
 
-from c2cwsgiutils import master_identity, prometheus
+from c2cwsgiutils import master_identity, prometheus, sentry
 from c2cwsgiutils.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
@@ -19,6 +19,8 @@ globals().update(settings_from_environ(os.environ))
 
 def on_starting(server: Any) -> None:
     """Record the master's identity beside its pid file, which gunicorn has just written.
+
+    Report the master's errors to Sentry when ``SENTRY_URL`` is set.
 
     Also prepare Prometheus' multiprocess directory if ``c2cwsgiutils_run`` did not (gunicorn
     started directly), before any worker is forked.
@@ -28,6 +30,12 @@ def on_starting(server: Any) -> None:
             os.environ.update(prometheus.prepare_multiprocess_directory(os.environ, os.getpid()))
         except OSError as error:
             server.log.warning("cannot prepare the Prometheus multiprocess directory: %s", error)
+    try:
+        # The master's own errors (a worker killed or timed out) are events too; each worker gets a
+        # client of its own after the fork.
+        sentry.init(None)
+    except Exception as error:
+        server.log.warning("cannot report the master's errors to Sentry: %s", error)
     pid_file = server.cfg.pidfile
     if pid_file is None:
         return

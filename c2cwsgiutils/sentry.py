@@ -20,8 +20,11 @@ Nothing is added to the request path: the request's route, method and URL are re
 event is made. sentry-sdk's auto-enabling integrations (which wrap every request) stay off unless
 ``SENTRY_CLIENT_AUTO_ENABLING_INTEGRATIONS=true``.
 
-Initialised by the include, in each gunicorn worker (the app is loaded after the fork); a second
-initialisation with the same options changes nothing.
+Initialised by the include, in each gunicorn worker (the app is loaded after the fork), and by
+``c2cwsgiutils.gunicorn_config`` in the gunicorn master, whose errors (a worker killed, a worker
+timeout) are events too. A forked child gets a client of its own (``os.register_at_fork``): the
+parent's sending thread does not survive a fork. A second initialisation with the same options
+changes nothing.
 """
 
 import contextlib
@@ -118,6 +121,7 @@ class SentrySettings(SettingsGroup):
 
 # The one process-wide state: sentry-sdk's client is global to the process.
 _state: dict[str, Any] = {}
+_fork_hook: list[bool] = []  # os.register_at_fork cannot be undone: once per process
 
 
 def _split_list(raw: str) -> list[str]:
@@ -317,9 +321,8 @@ def init(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     event_tags = tags(environ)
     secrets = secret_values(settings, environ)
     key = repr((resolved, sorted(options.items()), sorted(event_tags.items()), secrets))
-    if _state.get("key") == key:
+    if _state.get("key") == key and _state.get("pid") == os.getpid():
         return True  # the same client is already there: a second one would change nothing
-    sentry_sdk = extras.require("sentry_sdk", "sentry", "Sentry (SENTRY_URL)")
     scrubber = Scrubber(secrets)
     options = {
         "release": release,
@@ -334,6 +337,19 @@ def init(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
         "before_send_log": make_scrub_only(scrubber),
         "before_breadcrumb": before_breadcrumb,
     }
+    _start(options, event_tags)
+    _state.update(key=key, options=options, tags=event_tags)
+    if not _fork_hook:
+        # A forked child (a gunicorn worker of a master that reports, or of --preload) gets a client
+        # of its own: the parent's sending thread and its locks do not survive the fork.
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook.append(True)
+    LOG.info("Sentry is on (release %s, environment %s)", release, resolved.environment)
+    return True
+
+
+def _start(options: dict[str, Any], event_tags: dict[str, str]) -> None:
+    sentry_sdk = extras.require("sentry_sdk", "sentry", "Sentry (SENTRY_URL)")
     try:
         sentry_sdk.init(**options)
     except Exception as error:  # such as a malformed DSN
@@ -341,9 +357,16 @@ def init(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     scope = sentry_sdk.get_global_scope()
     for name, value in event_tags.items():
         scope.set_tag(name, value)
-    _state["key"] = key
-    LOG.info("Sentry is on (release %s, environment %s)", release, resolved.environment)
-    return True
+    _state["pid"] = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    """Start a fresh client in a forked child, with the parent's options."""
+    if "options" in _state:
+        try:
+            _start(_state["options"], _state["tags"])
+        except Exception:  # the child must run, reported or not
+            LOG.warning("cannot start Sentry in process %d", os.getpid(), exc_info=True)
 
 
 def check(environ: Mapping[str, str] | None = None) -> None:

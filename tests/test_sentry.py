@@ -6,6 +6,8 @@ the last ones run the example app under c2cwsgiutils_run with real gunicorn work
 """
 
 import logging
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -363,3 +365,15 @@ def test_with_preload_every_worker_reports(start_server: StartServer, receiver: 
         sent += 1
     assert len(workers) == 2
     assert len(receiver.wait_for_events(sent)) == sent
+
+
+def test_master_reports_a_killed_worker(start_server: StartServer, receiver: SentryReceiver) -> None:
+    """The gunicorn master reports too (c2cwsgiutils.gunicorn_config): a worker killed by the OOM killer."""
+    server = start_server(env={"SENTRY_URL": receiver.dsn}, workers=2)
+    victim = min(server.worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    events = receiver.wait_for_events(1, timeout=30)
+    messages = [event.get("logentry", {}).get("formatted", "") for event in events]
+    assert any(str(victim) in message and "SIGKILL" in message for message in messages), messages
+    # The master's events are scrubbed and tagged like the workers' (no request there).
+    assert "request" not in events[0]
