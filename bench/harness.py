@@ -5,6 +5,7 @@ Every measurement is a baseline and a candidate measured in the same run, in alt
 machine hits both; the figure kept is the median over rounds.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import http.client
@@ -249,6 +250,18 @@ class Server:
         """Return what the server printed so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) used so far by the server and its live children."""
+        pids = [self.process.pid]
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in Path(f"/proc/{pids[0]}/task/{pids[0]}/children").read_text().split()]
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def wait(self, timeout: float = 60) -> "Server":
         """Wait until ``ready_path`` answers 200 (polled every 5 ms); set ``startup``."""
         deadline = self.started + timeout
@@ -351,15 +364,24 @@ class WrkResult:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    requests: int
+    cpu_us_per_request: float = 0.0  # the server's CPU (all its processes) per request
 
 
-def wrk(url: str, seconds: float, connections: int) -> WrkResult:
-    """Drive ``url`` with wrk (one thread, keep-alive) for ``seconds``; every answer must be a 2xx."""
+def wrk(server: Server, path: str, seconds: float, connections: int) -> WrkResult:
+    """Drive ``path`` with wrk (one thread, keep-alive) for ``seconds``; every answer must be a 2xx.
+
+    Also counts the CPU time the server's processes spent meanwhile: on a busy machine the
+    requests per second say how much CPU the server got, the CPU per request what it needed.
+    """
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is needed: apt-get install wrk")
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1):.0f}s", "--latency", url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1):.0f}s", "--latency", server.url(path)]
+    cpu_before = server.cpu_seconds()
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    result = parse_wrk(output)
+    result.cpu_us_per_request = (server.cpu_seconds() - cpu_before) * 1e6 / max(result.requests, 1)
+    return result
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -367,8 +389,9 @@ def parse_wrk(output: str) -> WrkResult:
     if "Non-2xx or 3xx responses" in output or "Socket errors" in output:
         raise RuntimeError(f"wrk saw errors:\n{output}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     percentiles = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s))\s*$", output, re.MULTILINE))
-    if rate is None or "50" not in percentiles or "99" not in percentiles:
+    if rate is None or total is None or "50" not in percentiles or "99" not in percentiles:
         raise RuntimeError(f"cannot read wrk's report:\n{output}")
 
     def milliseconds(text: str) -> float:
@@ -376,7 +399,12 @@ def parse_wrk(output: str) -> WrkResult:
         assert match is not None  # noqa: S101 (the pattern above)
         return float(match.group(1)) * _UNITS[match.group(2)]
 
-    return WrkResult(float(rate.group(1)), milliseconds(percentiles["50"]), milliseconds(percentiles["99"]))
+    return WrkResult(
+        float(rate.group(1)),
+        milliseconds(percentiles["50"]),
+        milliseconds(percentiles["99"]),
+        int(total.group(1)),
+    )
 
 
 def python_child(*args: str, env: Mapping[str, str] | None = None) -> str:

@@ -109,10 +109,10 @@ def _throughput(budget: Budget, sql: bool, tmp: Path) -> list[Row]:
         _check_full_server(full, receiver)
         if budget.warm_up:  # imports, connection pools, first routes
             for server in (bare, full):
-                harness.wrk(server.url("/hello"), budget.seconds, CONNECTIONS)
+                harness.wrk(server, "/hello", budget.seconds, CONNECTIONS)
         bare_runs, full_runs = harness.alternate(
-            lambda: harness.wrk(bare.url("/hello"), budget.seconds, CONNECTIONS),
-            lambda: harness.wrk(full.url("/hello"), budget.seconds, CONNECTIONS),
+            lambda: harness.wrk(bare, "/hello", budget.seconds, CONNECTIONS),
+            lambda: harness.wrk(full, "/hello", budget.seconds, CONNECTIONS),
             budget.rounds,
         )
     labels = ("plain gunicorn", "c2cwsgiutils_run")
@@ -129,6 +129,15 @@ def _throughput(budget: Budget, sql: bool, tmp: Path) -> list[Row]:
             figure(full_runs, "requests_per_second"),
             *labels,
             target=None if sql else (">=", 0.95),
+        ),
+        Row(
+            section,
+            "server CPU per request",
+            "µs",
+            figure(bare_runs, "cpu_us_per_request"),
+            figure(full_runs, "cpu_us_per_request"),
+            *labels,
+            note="",
         ),
         Row(
             section,
@@ -344,14 +353,18 @@ def health(budget: Budget, tmp: Path) -> list[Row]:
         for _ in range(2):  # both workers
             wall("five")
         one, five_checks = harness.alternate(lambda: wall("one"), lambda: wall("five"), budget.health_calls)
-        hang = [wall("hang", 500) for _ in range(max(budget.health_calls // 2, 1))]
+        # The first request waits for the hanging check's timeout; the next ones, while it still
+        # hangs, do not start it again and answer at once that it timed out.
+        hang = [wall("hang", 500) for _ in range(max(budget.health_calls // 2, 2))]
     section = "4. health check"
     return [
         Row(section, "5 checks of 200 ms", "ms", harness.median(one), harness.median(five_checks),
             "1 check", "5 checks", compare="value", target=("<=", 300.0)),
-        Row(section, "5 checks + 1 hanging (1 s timeout)", "ms", harness.median(five_checks),
-            harness.median(hang), "5 checks", "+ hanging", compare="value", target=("<=", 1300.0),
-            note="bounded by the hanging check's timeout"),
+        Row(section, "5 checks + 1 hanging (1 s timeout), first request", "ms",
+            harness.median(five_checks), hang[0], "5 checks", "+ hanging", compare="value",
+            target=("<=", 1300.0)),
+        Row(section, "5 checks + 1 hanging, while it still hangs", "ms", harness.median(five_checks),
+            harness.median(hang[1:]), "5 checks", "+ hanging", compare="value", target=("<=", 300.0)),
     ]  # fmt: skip
 
 

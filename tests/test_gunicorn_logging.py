@@ -134,29 +134,19 @@ def test_custom_access_format_gets_its_atoms(access_logger: tuple[ScrubbingLogge
 
 
 def test_full_queue_writes_in_the_callers_thread() -> None:
-    release = threading.Event()
     written: list[tuple[int, str]] = []
 
     def write(number: int) -> None:
-        if number == 0:
-            release.wait(10)  # the writer thread is busy with the first entry
         written.append((number, threading.current_thread().name))
 
-    writer = AccessWriter(write, size=1)
+    writer = AccessWriter(write, size=1, interval=60)  # the thread waits: the queue stays full
     try:
-        writer.put(0)
-        deadline = time.monotonic() + 5
-        while writer._queue.qsize() and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the thread has taken entry 0
-        writer.put(1)  # queued
-        writer.put(2)  # the queue is full: written here
-        assert written == [(2, threading.current_thread().name)]
-        release.set()
-        writer.flush()
-        assert [number for number, _ in written] == [2, 0, 1]
+        writer.put(0)  # queued
+        writer.put(1)  # the queue is full: written here
+        assert written == [(1, threading.current_thread().name)]
     finally:
-        release.set()
-        writer.close()
+        writer.close()  # the thread writes what is queued
+    assert written == [(1, threading.current_thread().name), (0, "c2cwsgiutils-access-log")]
 
 
 def test_access_records_queued_at_shutdown_are_written(start_server: StartServer) -> None:
