@@ -38,7 +38,7 @@ from c2cwsgiutils.scrub import scrub_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session, scoped_session
+    from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 LOG = logging.getLogger(__name__)
 _USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
@@ -167,7 +167,7 @@ class HealthCheck:
 
     def add_db_session_check(
         self,
-        session: "scoped_session[Session]",
+        session: "scoped_session[Session] | sessionmaker[Session]",
         query_cb: "Callable[[Session], Any] | None" = None,
         at_least_one_model: Any = None,
         level: int = 1,
@@ -175,11 +175,13 @@ class HealthCheck:
     ) -> None:
         """Add one check per engine of a ``setup_session`` session, named ``db_engine_<prefix>``.
 
-        Each runs ``query_cb(session)`` (default: ``SELECT 1``) on its engine and, with
+        ``session`` may also be the sessionmaker of ``setup_request_session``. Each check runs
+        ``query_cb(session)`` (default: ``SELECT 1``) on its engine and, with
         ``at_least_one_model``, fails when that model's table has no row. The replica's check
         fails while the replica does not answer, even though reads then go to the primary.
         """
         extras.require("sqlalchemy", "db", "the database health check")
+        session = _check_session(session)
         engines = self._engines_of(session)
         for index, (prefix, engine) in enumerate(engines):
             # With a replica, the primary is not used during read-only maintenance: not checked.
@@ -193,7 +195,7 @@ class HealthCheck:
 
     def add_alembic_check(
         self,
-        session: "scoped_session[Session]",
+        session: "scoped_session[Session] | sessionmaker[Session]",
         alembic_ini_path: str,
         level: int = 2,
         version_schema: str | None = None,
@@ -229,10 +231,13 @@ class HealthCheck:
 
         self.add_check("redis", check, 1)
 
-    def _engines_of(self, session: "scoped_session[Session]") -> "list[tuple[str, Engine]]":
+    def _engines_of(
+        self, session: "scoped_session[Session] | sessionmaker[Session]"
+    ) -> "list[tuple[str, Engine]]":
         from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
         from c2cwsgiutils.db import ENGINES_KEY  # noqa: PLC0415
 
+        session = _check_session(session)
         target = session()
         if not isinstance(target, RoutingSession):
             raise TypeError("the database health checks need a session made by c2cwsgiutils.db.setup_session")
@@ -372,6 +377,24 @@ def server_timing(outcomes: list[_Outcome]) -> str:
         description = outcome.name.replace("\\", "\\\\").replace('"', '\\"')
         parts.append(f'{token};dur={outcome.duration * 1000:.1f};desc="{description}"')
     return ", ".join(parts)
+
+
+def _check_session(session: "scoped_session[Session] | sessionmaker[Session]") -> "scoped_session[Session]":
+    """Return a thread-local session for the checks.
+
+    ``setup_session``'s is one already; for the sessionmaker of ``setup_request_session``, a new
+    one on the same router, not joined to any transaction manager (the checks run in threads of
+    their own, where no request's ``request.tm`` is).
+    """
+    from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
+
+    from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+
+    if isinstance(session, sessionmaker) and "router" in session.kw:
+        return scoped_session(sessionmaker(class_=RoutingSession, router=session.kw["router"]))
+    if isinstance(session, sessionmaker):
+        raise TypeError("the database health checks need a session made by c2cwsgiutils.db")
+    return session
 
 
 class _DbCheck:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from c2cwsgiutils import broadcast
 from c2cwsgiutils.db import ENGINES_KEY, engine_of, setup_request_session, setup_session
 from c2cwsgiutils.db_maintenance import MAINTENANCE
+from c2cwsgiutils.health_check import HealthCheck
 from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 
 
@@ -205,3 +206,23 @@ def test_outside_requests_its_sessions_join_the_thread_s_transaction_manager(
     with transaction.manager:
         app.factory().add(Item(value=value))
     assert primary_has(postgres_url, value)
+
+
+def test_health_check_of_the_request_session_checks_both_engines(
+    postgres_url: str, postgres_replica_url: str, table: str
+) -> None:
+    config = Configurator(
+        settings={"sqlalchemy.url": postgres_url, "sqlalchemy_slave.url": postgres_replica_url}
+    )
+    config.include("c2cwsgiutils.pyramid")
+    factory, primary, replica = setup_request_session(config, "sqlalchemy", "sqlalchemy_slave")
+    health_check = HealthCheck(config)
+    health_check.add_db_session_check(factory, at_least_one_model=Item)
+    app = webtest.TestApp(config.make_wsgi_app())
+    try:
+        body = app.get("/c2c/health_check").json
+        assert body["successes"] == ["db_engine_sqlalchemy", "db_engine_sqlalchemy_slave"], body
+    finally:
+        primary.dispose()
+        replica.dispose()
+        broadcast.BROADCASTER.reset()
