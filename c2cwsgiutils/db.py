@@ -160,8 +160,10 @@ class _RequestTransactionManager:
     def __getattr__(self, name: str) -> Any:
         import transaction  # noqa: PLC0415
 
-        request = get_current_request()
-        manager = transaction.manager if request is None else request.tm
+        # A request of an app without pyramid_tm (two apps in one process) has no request.tm.
+        manager = getattr(get_current_request(), "tm", None)
+        if manager is None:
+            manager = transaction.manager
         return getattr(manager, name)
 
 
