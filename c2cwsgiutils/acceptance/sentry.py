@@ -83,9 +83,7 @@ class SentryReceiver:
         elif encoding == "deflate":
             body = zlib.decompress(body)
         events = [
-            json.loads(payload)
-            for header, payload in parse_envelope(body)
-            if header.get("type") == "event"
+            json.loads(payload) for header, payload in parse_envelope(body) if header.get("type") == "event"
         ]
         with self._lock:
             self.bodies.append(body)
