@@ -18,6 +18,7 @@ from c2cwsgiutils.db import engine_of, setup_request_session, setup_session, use
 from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
 from c2cwsgiutils.health_check import HealthCheck
 from tests.db_items import Item, create_table, in_recovery, primary_has, unique
+from tests.fixtures import postgres_cluster, wait_for_postgres
 
 SECRET = "maintenance-secret"  # noqa: S105
 
@@ -292,3 +293,32 @@ def test_health_check_reports_maintenance_and_skips_the_primary(app: Maintenance
     app.switch(False)
     body = app.app.get("/c2c/health_check").json
     assert body["successes"] == ["db_engine_sqlalchemy", "db_engine_sqlalchemy_slave"]
+
+
+# The point of it all: the primary stopped
+
+
+def test_with_the_primary_stopped_reads_work_and_writes_are_503(
+    app: MaintenanceApp, postgres_url: str, postgres_replica_url: str
+) -> None:
+    """Stops the shared local primary for a few seconds, as an upgrade would."""
+    value = unique()
+    app.app.post(f"/add?value={value}")  # pooled connections to the primary, soon dead
+    app.switch(True)
+    try:
+        postgres_cluster("main", "stop")
+        assert app.app.post("/where").json == {"engine": "replica", "in_recovery": True}
+        assert app.app.get("/tm_where").json == {"in_recovery": True}
+        assert_refused(app.app.post(f"/add?value={unique()}", status=503))
+        assert_refused(app.app.post(f"/tm_add?value={unique()}", status=503))
+        assert_refused(app.app.post(f"/write_raw?value={unique()}", status=503))
+        health = app.app.get("/c2c/health_check").json
+        assert (health["status"], health["failures"]) == (200, {}), health
+    finally:
+        postgres_cluster("main", "start")
+        wait_for_postgres(postgres_url)
+    app.switch(False)
+    # The pool's dead connections are replaced at checkout (pre-ping): no restart needed.
+    value = unique()
+    app.app.post(f"/add?value={value}")
+    assert primary_has(postgres_url, value)
