@@ -220,6 +220,17 @@ def test_write_the_routing_cannot_see_is_a_503_not_postgresql_s_500(app: Mainten
     assert_refused(app.app.post(f"/write_raw?value={unique()}", status=503))
 
 
+def test_replica_s_read_only_error_is_a_503_with_psycopg2_too(
+    make_app: Callable[..., MaintenanceApp], postgres_url: str, postgres_replica_url: str
+) -> None:
+    def psycopg2(url: str) -> str:
+        return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    app = make_app(psycopg2(postgres_url), psycopg2(postgres_replica_url))
+    app.switch(True)
+    assert_refused(app.app.post(f"/write_raw?value={unique()}", status=503))
+
+
 def test_write_flushed_by_pyramid_tm_at_commit_is_a_503(app: MaintenanceApp, postgres_url: str) -> None:
     app.switch(True)
     value = unique()
