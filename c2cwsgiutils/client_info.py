@@ -57,6 +57,13 @@ _OWS = re.compile(r"[ \t]*")
 _UNESCAPE = re.compile(r"\\(.)")
 _HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 _SCHEMES = {"http": "80", "https": "443"}
+_X_FORWARDED_KEYS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+)
+_FORWARDED_KEYS = ("HTTP_FORWARDED",)
 
 
 class Networks(tuple):  # type: ignore[type-arg]
@@ -131,6 +138,10 @@ class TrustedNetworks:
         self._cache: dict[str, bool] = {}
 
     def __contains__(self, address: str) -> bool:
+        return self.trusts(address)
+
+    def trusts(self, address: str) -> bool:
+        """Tell whether ``address`` (an IP address as text) is in a trusted network."""
         found = self._cache.get(address)
         if found is None:
             ip = _ip(address)
@@ -265,14 +276,18 @@ def _host_and_port(host: str) -> tuple[str, str | None]:
 
 def apply(environ: MutableMapping[str, Any], trusted: TrustedNetworks, use_forwarded: bool = False) -> None:
     """Rewrite ``environ`` with what the trusted proxies say about the client; see the module's docstring."""
-    if ORIGINAL in environ:
-        return  # done already (the filter and the tween both on)
+    # On every request: a few dictionary lookups unless a forwarding header is there.
     peer = environ.get("REMOTE_ADDR")
-    if peer and peer in trusted:
-        _from_proxies(environ, trusted, use_forwarded, peer)
+    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
+    if peer and trusted.trusts(peer) and ORIGINAL not in environ:
+        keys = _FORWARDED_KEYS if use_forwarded else _X_FORWARDED_KEYS
+        for key in keys:
+            if key in environ:
+                _from_proxies(environ, trusted, use_forwarded, peer)
+                forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
+                break
     # WebOb's request.client_addr believes the first X-Forwarded-For hop of anybody: the header
     # is made to agree with REMOTE_ADDR (the original is kept).
-    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
     if forwarded_for is not None:
         address = environ.get("REMOTE_ADDR") or ""
         if forwarded_for != address:
