@@ -31,6 +31,18 @@ CASES: list[tuple[str, bool, dict[str, str]]] = [
     ("+ statsd", True, {"c2c.statsd_address": "SINK"}),
     ("+ stats.json (memory)", True, {"c2c.stats_view": "true"}),
     ("+ Prometheus", True, {"c2c.prometheus": "true"}),
+    (
+        "everything on",
+        True,
+        {
+            "c2c.statsd_address": "SINK",
+            "c2c.stats_view": "true",
+            "c2c.prometheus": "true",
+            "c2c.log_view_secret": "bench-secret-0123456789",
+            "c2c.debug_view_secret": "bench-secret-0123456789",
+            "c2c.sql_profiler_secret": "bench-secret-0123456789",
+        },
+    ),
 ]
 
 
@@ -87,6 +99,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=2000, help="requests per measured run (default 2000)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--case", action="append", help="only these cases (by name; bare Pyramid is always measured)"
+    )
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve, args.calls)
@@ -95,12 +110,16 @@ def main() -> int:
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
         return 1
     # The runs are independent (and mostly Python's start-up): two at a time, one per CPU.
-    runs = [(index, calls) for index in range(len(CASES)) for calls in (0, args.calls)]
+    wanted = [
+        index for index, (name, _, _) in enumerate(CASES) if index == 0 or not args.case or name in args.case
+    ]
+    runs = [(index, calls) for index in wanted for calls in (0, args.calls)]
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         counts = dict(zip(runs, pool.map(lambda run: instructions(*run), runs), strict=True))
     print(f"{'GET /api/ping':<24}{'instructions':>13}{'added':>9}{'ratio':>7}{'µs at 14':>10}")
     bare = 0
-    for index, (name, _, _) in enumerate(CASES):
+    for index in wanted:
+        name = CASES[index][0]
         per_request = (counts[index, args.calls] - counts[index, 0]) // args.calls
         bare = bare or per_request
         added = per_request - bare
