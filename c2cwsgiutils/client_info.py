@@ -9,7 +9,7 @@ peer, and the walk stops at the first address that is not in ``C2C_TRUSTED_PROXI
 address is the client. What a client writes itself is on the left of what its first proxy
 appends, so it is never reached.
 
-The WSGI environ is then rewritten in place (``REMOTE_ADDR``, ``REMOTE_PORT``,
+The WSGI environ is then rewritten in place (``REMOTE_ADDR``, ``REMOTE_PORT`` when known,
 ``wsgi.url_scheme``, ``HTTP_HOST``, ``SERVER_NAME``, ``SERVER_PORT``), so
 ``request.client_addr``, ``request.scheme``, ``request.host``, ``request.route_url()``, the JSON
 log records and gunicorn's access log (which reads the same environ dict when the response is
@@ -326,6 +326,8 @@ def _from_proxies(
     environ["REMOTE_ADDR"] = address
     if port is not None:
         environ["REMOTE_PORT"] = port
+    elif address != peer:
+        environ.pop("REMOTE_PORT", None)  # the proxy's port, not the client's
     proto = (used.proto or "").lower()
     if proto in _SCHEMES:
         environ["wsgi.url_scheme"] = proto

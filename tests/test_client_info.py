@@ -99,6 +99,8 @@ def test_a_direct_client_keeps_its_address_whatever_it_sends() -> None:
 def test_the_client_of_a_trusted_proxy_is_the_rightmost_untrusted_hop() -> None:
     result = applied(x_forwarded_for="6.6.6.6, 198.51.100.7, 10.0.0.9")
     assert result["REMOTE_ADDR"] == "198.51.100.7"
+    assert "REMOTE_PORT" not in result  # the proxy's port was not the client's
+    assert applied(x_forwarded_for="198.51.100.7:4711")["REMOTE_PORT"] == "4711"
     assert result[client_info.ORIGINAL]["REMOTE_ADDR"] == PROXY
 
 
