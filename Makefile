@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run reload test lint typecheck pytest services bench bench-instructions docs clean
+.PHONY: run reload test lint typecheck pytest services bench bench-details bench-instructions docs clean
 
 # The venv is rebuilt when the packages' definitions change; [dev] includes [all], as the image.
 $(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
@@ -46,12 +46,23 @@ services:
 bench-instructions: $(BIN)/.installed
 	$(BIN)/python bench/instructions.py
 
+## load: the long reliability runs (docs/reliability.md): wrk for 60 s at 64 connections, then with
+## 5 reloads; hostile input with 3000 examples per property (needs wrk, PostgreSQL, Redis; ~6 min)
+.PHONY: load
+load: $(BIN)/.installed services
+	C2C_HOSTILE_EXAMPLES=3000 $(BIN)/pytest -p no:cacheprovider -s acceptance_tests/load \
+		acceptance_tests/tests/test_hostile_input.py
+
 ## docs: regenerate README's settings tables from the settings declarations
 docs: $(BIN)/.installed
 	$(BIN)/python -m c2cwsgiutils.settings_catalogue README.md
 
-## bench: what the toolkit adds per request, against bare Pyramid
+## bench: what the whole toolkit costs against bare Pyramid (README "Performance"; needs wrk, PostgreSQL; ~6 min)
 bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
+## bench-details: each feature's own benchmark, with more cases than bench/run.py's table
+bench-details: $(BIN)/.installed
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/logging_json.py
 	$(BIN)/python bench/stats.py
@@ -73,10 +84,12 @@ APP_IMAGE ?= c2cwsgiutils-app:latest
 image:
 	IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
 
-## acceptance-image: build both images with buildah and test the app image in a real container
+## acceptance-image: build both images with buildah; the image tests and the example app's suite in a container
 acceptance-image: $(BIN)/.installed
 	IMAGE_BUILDER=buildah IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
-	C2C_TEST_IMAGE=$(APP_IMAGE) $(BIN)/pytest -p no:cacheprovider acceptance_tests/tests/test_image.py
+	C2C_TEST_IMAGE=$(APP_IMAGE) $(BIN)/pytest -p no:cacheprovider --c2c-composition image \
+		acceptance_tests/tests/test_image.py acceptance_tests/tests/test_example_app.py \
+		acceptance_tests/tests/test_example_app_db.py
 
 ## acceptance-compose: with a Docker engine, the composition (two app containers, Redis, primary and replica)
 acceptance-compose: image

@@ -20,17 +20,22 @@ FEATURE_MODULES = (
     "c2cwsgiutils.ops_views",
     "c2cwsgiutils.errors",
     "c2cwsgiutils.request_tracking",
+    "c2cwsgiutils.client_info",
+    "c2cwsgiutils.outgoing",
     "c2cwsgiutils.pyramid_logging",
     "c2cwsgiutils.logging_view",
     "c2cwsgiutils.gunicorn_settings",
     "c2cwsgiutils.broadcast",
+    "c2cwsgiutils.redis_connection",
     "c2cwsgiutils.db",
+    "c2cwsgiutils.db_maintenance",
     "c2cwsgiutils.sql_profiler",
     "c2cwsgiutils.stats",
     "c2cwsgiutils.prometheus",
     "c2cwsgiutils.health_check",
     "c2cwsgiutils.versions",
     "c2cwsgiutils.debug",
+    "c2cwsgiutils.sentry",
 )
 MASK = "***"
 

@@ -17,10 +17,12 @@ from typing import Self
 
 import psycopg
 import pytest
+import redis
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script
+from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script, free_port
 from c2cwsgiutils.acceptance.udp import UdpReceiver
+from c2cwsgiutils.acceptance.utils import wait_until
 
 EXAMPLE_APP_INI = Path(__file__).parent.parent / "acceptance_tests" / "app" / "production.ini"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -60,6 +62,60 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, that can be stopped and started again.
+
+    Tests that stop Redis use it rather than the shared one on 6379, which other tests use at the
+    same time.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=10, what="redis-server answers")
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private :class:`RedisServer`, started; stopped at teardown."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from c2cwsgiutils.broadcast.core import Broadcaster, process_role
 from c2cwsgiutils.broadcast.local import LocalTransport
 from c2cwsgiutils.broadcast.redis_transport import RedisTransport, safe_url
 from tests import broadcast_app
-from tests.fixtures import StartServer
+from tests.fixtures import RedisServer, StartServer
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).parent.parent
@@ -77,55 +76,6 @@ def redis_url() -> str:
     except redis.RedisError as error:
         pytest.fail(f"Redis is needed at {REDIS_URL}: {error}", pytrace=False)
     return REDIS_URL
-
-
-class RedisServer:
-    """A redis-server of the test's own, on a free port, that can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, 10, "redis-server answers")
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 # In one process: the API.

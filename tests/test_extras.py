@@ -14,8 +14,9 @@ import importlib.abc, sys
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        blocked = {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice", "redis", "prometheus_client"}
-        if name.split(".")[0] in blocked:
+        blocked = {"gunicorn", "sqlalchemy", "psycopg", "psycopg2", "cornice", "redis", "prometheus_client",
+                   "pyramid_tm", "transaction", "sentry_sdk"}
+        if name.split(".")[0] in blocked or name == "zope.sqlalchemy":
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -33,7 +34,16 @@ sys.exit(run.main([]))
 
 def test_core_dependencies_leave_the_features_libraries_to_extras() -> None:
     core = " ".join(PYPROJECT["project"]["dependencies"]).lower()
-    for library in ("gunicorn", "sqlalchemy", "psycopg", "cornice", "redis", "prometheus"):
+    for library in (
+        "gunicorn",
+        "sqlalchemy",
+        "psycopg",
+        "cornice",
+        "redis",
+        "prometheus",
+        "pyramid_tm",
+        "zope.sqlalchemy",
+    ):
         assert library not in core
 
 

@@ -1,7 +1,8 @@
 """The example app's image (acceptance_tests/app/Dockerfile, FROM the base image), run for real.
 
 Runs when C2C_TEST_IMAGE names the app image, as `make acceptance-image` does after building it;
-the containers are buildah working containers on the host network (see image_server.py).
+the containers are buildah working containers on the host network (c2cwsgiutils.acceptance.image).
+`app` is the suite's image composition (``--c2c-composition image``, acceptance_tests/tests/conftest.py).
 """
 
 import json
@@ -15,8 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from acceptance_tests.image_server import ImageServer, image_config
 from c2cwsgiutils import settings_catalogue
+from c2cwsgiutils.acceptance.composition import BaseComposition, ImageComposition
+from c2cwsgiutils.acceptance.image import ImageServer, image_config
+from c2cwsgiutils.acceptance.sentry import SentryReceiver
+from c2cwsgiutils.acceptance.source_address import session_from
 from tests.fixtures import Load
 
 IMAGE = os.environ.get("C2C_TEST_IMAGE", "")
@@ -26,12 +30,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def app(postgres_url: str) -> Iterator[ImageServer]:
-    """The app image on the local PostgreSQL, on a free loopback port."""
-    server = ImageServer(IMAGE)
-    server.env.update({"SQLALCHEMY_URL": postgres_url, "GUNICORN_WORKERS": "2"})
-    with server:
-        yield server
+def app(composition: BaseComposition) -> ImageServer:
+    """The app image on the local PostgreSQL (and its replica), on a free loopback port."""
+    assert isinstance(composition, ImageComposition), "run with --c2c-composition image"
+    return composition.server
 
 
 def get(app: ImageServer, path: str, **kwargs: object) -> requests.Response:
@@ -122,6 +124,15 @@ def test_healthcheck_command_passes(app: ImageServer) -> None:
     assert "/c2c/health: 200" in result.stdout  # the liveness view, which touches no dependency
 
 
+def test_composition_run_is_a_fresh_container_of_the_image(composition: BaseComposition) -> None:
+    # No pid file: not the running container; a uid other than 0: the image's user.
+    result = composition.run(
+        "app", "sh", "-c", 'test ! -e "${C2CWSGIUTILS_PID_FILE:-/tmp/c2cwsgiutils.pid}" && id -u'
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert int(result.stdout) != 0
+
+
 def test_image_declares_healthcheck_user_port_and_command() -> None:
     config = image_config(IMAGE)
     assert config["Cmd"] == ["c2cwsgiutils_run"]
@@ -191,6 +202,7 @@ def featured(postgres_url: str, postgres_replica_url: str) -> Iterator[ImageServ
             "GUNICORN_WORKERS": "3",
             "LOG_TYPE": "json",
             "LOG_VIEW_SECRET": FEATURE_SECRET,
+            "DB_MAINTENANCE_SECRET": FEATURE_SECRET,
             "STATS_VIEW": "1",
             "C2C_PROMETHEUS": "1",
             "C2C_REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -239,6 +251,27 @@ def test_image_log_level_view_reaches_every_worker(featured: ImageServer) -> Non
         time.sleep(0.1)
 
 
+def _access_record(server: ImageServer, request_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    while True:
+        found = [r for r in json_log(server) if r.get("request_id") == request_id and "status" in r]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+
+
+def test_image_believes_forwarding_headers_from_loopback_only(featured: ImageServer) -> None:
+    """The image's default C2C_TRUSTED_PROXIES: 127.0.0.1 (a proxy in the container), not 127.0.0.3."""
+    forged = {"X-Forwarded-For": "203.0.113.7"}
+    session_from("127.0.0.3").get(
+        featured.url("/api/ping"), headers={**forged, "X-Request-ID": "proxy-untrusted"}, timeout=10
+    )
+    requests.get(featured.url("/api/ping"), headers={**forged, "X-Request-ID": "proxy-trusted"}, timeout=10)
+    assert _access_record(featured, "proxy-untrusted")["client_addr"] == "127.0.0.3"
+    assert _access_record(featured, "proxy-trusted")["client_addr"] == "203.0.113.7"
+
+
 def test_image_stats_and_prometheus_count_the_requests(featured: ImageServer) -> None:
     requests.get(featured.url("/c2c/stats.json?reset=1"), timeout=10)
     for _ in range(9):
@@ -252,3 +285,115 @@ def test_image_stats_and_prometheus_count_the_requests(featured: ImageServer) ->
 def test_image_reads_from_the_replica(featured: ImageServer) -> None:
     answer = requests.get(featured.url("/api/hello"), timeout=10).json()
     assert answer["in_recovery"] is True
+
+
+def test_image_dbsession_and_read_only_maintenance(featured: ImageServer) -> None:
+    """request.dbsession commits (pyramid_tm, zope.sqlalchemy in the image); maintenance refuses writes."""
+    greetings = featured.url("/api/greetings")
+    maintenance = featured.url("/c2c/db/maintenance")
+    headers = {"X-API-Key": FEATURE_SECRET}
+    assert requests.post(f"{greetings}?value=image-{uuid.uuid4()}", timeout=10).status_code == 201
+    assert requests.post(f"{maintenance}?readonly=true", headers=headers, timeout=10).json()["readonly"]
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            refused = [
+                requests.post(
+                    f"{greetings}?value=image-{uuid.uuid4()}", headers={"Connection": "close"}, timeout=10
+                )
+                for _ in range(6)
+            ]
+            if {response.status_code for response in refused} == {503}:
+                break
+            assert time.monotonic() < deadline, [response.status_code for response in refused]
+            time.sleep(0.1)
+        assert refused[0].headers["Retry-After"] == "60"
+        read = requests.get(greetings, timeout=10)
+        assert (read.status_code, read.json()["in_recovery"]) == (200, True)
+        assert requests.get(featured.url("/c2c/health_check"), timeout=10).json()["maintenance"]["readonly"]
+    finally:
+        requests.post(f"{maintenance}?readonly=false", headers=headers, timeout=10)
+    deadline = time.monotonic() + 10
+    while requests.post(f"{greetings}?value=image-{uuid.uuid4()}", timeout=10).status_code != 201:
+        assert time.monotonic() < deadline, "writes refused after the maintenance"
+        time.sleep(0.1)
+
+
+def test_image_serves_the_ops_page_with_its_files(featured: ImageServer) -> None:
+    page = requests.get(featured.url("/c2c/"), headers={"Accept": "text/html"}, timeout=10)
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert 'id="logging_level"' in page.text
+    # The page's own files are package data of the installed wheel.
+    for name, content_type in (("page.css", "text/css"), ("page.js", "text/javascript")):
+        asset = requests.get(featured.url(f"/c2c/page/{name}"), timeout=10)
+        assert asset.headers["Content-Type"].startswith(content_type), name
+    assert requests.get(featured.url("/c2c/"), timeout=10).json()["base_path"] == "/c2c"
+
+
+def test_image_ops_page_session_opens_the_log_level_view(featured: ImageServer) -> None:
+    login = requests.post(
+        featured.url("/c2c/page/login"), data={"secret": FEATURE_SECRET}, allow_redirects=False, timeout=10
+    )
+    assert login.status_code == 303
+    # requests keeps Secure cookies for HTTPS only: send it back by hand, as a browser on HTTPS does.
+    cookie = login.headers["Set-Cookie"].split(";", 1)[0]
+    assert FEATURE_SECRET not in cookie
+    level = requests.get(featured.url("/c2c/logging/level?name=root"), headers={"Cookie": cookie}, timeout=10)
+    assert level.status_code == 200
+
+
+# Sentry and the CORS services in the image: a stand-in for Sentry's ingestion on the host network.
+
+
+@pytest.fixture(scope="module")
+def sentry_receiver() -> Iterator[SentryReceiver]:
+    with SentryReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def reporting(sentry_receiver: SentryReceiver) -> Iterator[ImageServer]:
+    """The app image reporting to the stand-in, with a tag and the secret of the log level view."""
+    server = ImageServer(IMAGE)
+    server.env.update(
+        {
+            "SENTRY_URL": sentry_receiver.dsn,
+            "SENTRY_TAG_SERVICE": "image",
+            "SENTRY_CLIENT_ENVIRONMENT": "image-test",
+            "LOG_VIEW_SECRET": FEATURE_SECRET,
+            "GUNICORN_WORKERS": "2",
+        }
+    )
+    with server:
+        yield server
+
+
+def test_image_reports_a_500_to_sentry_once_without_secrets(
+    reporting: ImageServer, sentry_receiver: SentryReceiver
+) -> None:
+    response = requests.get(reporting.url(f"/api/error?secret={FEATURE_SECRET}"), timeout=10)
+    assert response.status_code == 500
+    assert requests.get(reporting.url("/api/error?status=403"), timeout=10).status_code == 403
+    (event,) = sentry_receiver.wait_for_events(1)
+    time.sleep(1)  # a second event would have come by now
+    assert len(sentry_receiver.events) == 1
+    assert event["tags"]["route"] == "error"
+    assert event["tags"]["service"] == "image"
+    assert event["tags"]["request_id"] == response.headers["X-Request-ID"]
+    assert event["environment"] == "image-test"
+    assert FEATURE_SECRET not in sentry_receiver.raw().decode()
+
+
+def test_image_serves_the_cors_services(reporting: ImageServer) -> None:
+    origin = "http://page.example"
+    preflight = requests.options(
+        reporting.url("/api/cors/credentials"),
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    answer = requests.get(reporting.url("/api/cors/public"), headers={"Origin": origin}, timeout=10)
+    assert (answer.json(), answer.headers["Access-Control-Allow-Origin"]) == ({"cors": True}, "*")
+    assert answer.headers["Cache-Control"] == "no-cache"

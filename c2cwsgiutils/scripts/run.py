@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
-from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, wsgi_app
+from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, sentry, wsgi_app
 from c2cwsgiutils.config_utils import SettingError
 
 APP = "c2cwsgiutils.wsgi_app:create_application()"
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does 
         # Fail here, in one line, rather than in gunicorn's traceback when it reads its config.
         gunicorn_settings.settings_from_environ(environ)
         loader.check_config(wsgi_app.config_file(environ))
+        sentry.check(environ)  # a bad SENTRY_CLIENT_* in one line, not in every worker's traceback
         command = gunicorn_command(extra_args, environ)
     except (loader.ConfigFileError, SettingError, extras.MissingExtraError) as error:
         print(f"c2cwsgiutils_run: {error}", file=sys.stderr)

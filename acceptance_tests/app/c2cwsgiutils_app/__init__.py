@@ -7,11 +7,10 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
 from pyramid.request import Request
-from sqlalchemy.orm import Session
 
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import config_utils
-from c2cwsgiutils.db import setup_session
+from c2cwsgiutils.db import setup_request_session, setup_session
 from c2cwsgiutils.health_check import HealthCheck
 from c2cwsgiutils_app import models
 
@@ -53,13 +52,13 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
         config, "sqlalchemy", "sqlalchemy_slave", force_master=[r"GET /api/hello/forced_write"]
     )
     models.create_tables(primary)
-
-    def dbsession(request: Request) -> Session:
-        return models.DBSession()
-
-    config.add_request_method(dbsession, "dbsession", reify=True)
+    # New code: request.dbsession, one session per request committed by pyramid_tm, routed as
+    # DBSession (same engines); the views above it keep DBSession and commit themselves.
+    setup_request_session(config, "sqlalchemy", "sqlalchemy_slave")
     _add_health_checks(config, settings.get("app.alembic_ini") or os.path.join(here, "alembic.ini"))
     config.include("c2cwsgiutils_app.views")
+    # The CORS services (c2cwsgiutils.services.create) are registered by the scan.
+    config.scan("c2cwsgiutils_app.services")
     # Which worker answered: the acceptance tests check that state reaches every one.
     config.add_subscriber(_worker_pid_header, NewResponse)
     app = config.make_wsgi_app()

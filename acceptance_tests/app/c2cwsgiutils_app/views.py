@@ -10,8 +10,9 @@ from pyramid.request import Request
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from c2cwsgiutils import stats
+from c2cwsgiutils import sentry, stats
 from c2cwsgiutils.db import engine_of
+from c2cwsgiutils_app import models
 from c2cwsgiutils_app.models import Hello
 
 LOG = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ def _engine(session: Session) -> dict[str, Any]:
 
 def hello_list(request: Request) -> dict[str, Any]:
     """List the greetings, saying which engine answered (a GET reads from the replica)."""
-    values = request.dbsession.scalars(select(Hello.value).order_by(Hello.id)).all()
-    return {"values": list(values), **_engine(request.dbsession)}
+    session = models.DBSession()
+    values = session.scalars(select(Hello.value).order_by(Hello.id)).all()
+    return {"values": list(values), **_engine(session)}
 
 
 def hello_write(request: Request) -> dict[str, Any]:
@@ -55,9 +57,10 @@ def hello_write(request: Request) -> dict[str, Any]:
     value = request.params.get("value", "")
     if not 0 < len(value) <= 200:
         raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
-    request.dbsession.connection().execute(insert(Hello).values(value=value))
-    answer = _engine(request.dbsession)
-    request.dbsession.commit()
+    session = models.DBSession()
+    session.connection().execute(insert(Hello).values(value=value))
+    answer = _engine(session)
+    session.commit()
     return {"value": value, **answer}
 
 
@@ -70,12 +73,35 @@ def hello_post(request: Request) -> dict[str, Any]:
         raise httpexceptions.HTTPBadRequest('expected a JSON body like {"value": "hi"}') from None
     if not isinstance(value, str) or not 0 < len(value) <= 200:
         raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
-    request.dbsession.add(Hello(value=value))
-    request.dbsession.commit()
+    session = models.DBSession()
+    session.add(Hello(value=value))
+    session.commit()
     # Read after write: this request reads from the primary, which has the new row.
-    count = request.dbsession.scalar(select(func.count()).select_from(Hello).where(Hello.value == value))
+    count = session.scalar(select(func.count()).select_from(Hello).where(Hello.value == value))
     request.response.status = 201
-    return {"value": value, "found": count, **_engine(request.dbsession)}
+    return {"value": value, "found": count, **_engine(session)}
+
+
+def greetings_list(request: Request) -> dict[str, Any]:
+    """List the greetings through ``request.dbsession`` (a GET reads from the replica)."""
+    values = request.dbsession.scalars(select(Hello.value).order_by(Hello.id)).all()
+    return {"values": list(values), **_engine(request.dbsession)}
+
+
+def greetings_post(request: Request) -> dict[str, Any]:
+    """Add ``?value=`` through ``request.dbsession``: pyramid_tm commits it when the view returns.
+
+    With ``&fail=1`` the view raises after the flush, and the greeting is rolled back.
+    """
+    value = request.params.get("value", "")
+    if not 0 < len(value) <= 200:
+        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    request.dbsession.add(Hello(value=value))
+    request.dbsession.flush()
+    if request.params.get("fail"):
+        raise httpexceptions.HTTPBadRequest("failing on demand: the greeting is rolled back")
+    request.response.status = 201
+    return {"value": value, **_engine(request.dbsession)}
 
 
 def error(request: Request) -> dict[str, Any]:
@@ -83,7 +109,10 @@ def error(request: Request) -> dict[str, Any]:
     status = request.params.get("status", "500")
     stats.increment_counter(["errors_on_demand"], tags={"status": status[:3]})
     if status == "500":
-        raise RuntimeError("failure on demand")
+        # Reported to Sentry when SENTRY_URL is set (once: the JSON error view's log record of the
+        # same exception is not a second event); a no-op otherwise.
+        with sentry.capture_exceptions():
+            raise RuntimeError("failure on demand")
     make_error = _HTTP_ERRORS.get(int(status) if status.isdigit() else 0)
     if make_error is None:
         raise httpexceptions.HTTPBadRequest(f"status must be 500 or one of {sorted(_HTTP_ERRORS)}")
@@ -114,6 +143,9 @@ def includeme(config: Configurator) -> None:
     config.add_view(hello_write, route_name="hello_write", renderer="json", request_method="GET")
     config.add_route("hello_forced_write", "/api/hello/forced_write")
     config.add_view(hello_write, route_name="hello_forced_write", renderer="json", request_method="GET")
+    config.add_route("greetings", "/api/greetings")
+    config.add_view(greetings_list, route_name="greetings", renderer="json", request_method=("GET", "HEAD"))
+    config.add_view(greetings_post, route_name="greetings", renderer="json", request_method="POST")
     config.add_route("error", "/api/error")
     config.add_view(error, route_name="error", renderer="json")
     config.add_route("sleep", "/api/sleep")
