@@ -24,6 +24,7 @@ from pyramid.request import Request
 import c2cwsgiutils.pyramid
 from c2cwsgiutils import sentry
 from c2cwsgiutils.acceptance.sentry import SentryReceiver, parse_envelope
+from c2cwsgiutils.acceptance.server import free_port
 from c2cwsgiutils.config_utils import SettingError
 from tests.fixtures import RunScript, StartServer
 
@@ -352,6 +353,14 @@ def test_a_hanging_sentry_delays_no_request(start_server: StartServer, receiver:
     start = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - start < 12
+
+
+def test_a_sentry_that_is_down_delays_no_request(start_server: StartServer) -> None:
+    """Nothing listens at the DSN's port: every send is refused, in sentry-sdk's own thread."""
+    server = start_server(env={"SENTRY_URL": f"http://public@127.0.0.1:{free_port()}/1"}, workers=2)
+    durations = _load(server.url("/api/error?status=500"), clients=2, requests_each=20)
+    assert durations[len(durations) // 2] < 0.5, durations
+    assert durations[-1] < 2.0, durations[-5:]
 
 
 def test_with_preload_every_worker_reports(start_server: StartServer, receiver: SentryReceiver) -> None:
