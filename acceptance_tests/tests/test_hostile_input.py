@@ -295,14 +295,16 @@ def hostile_ops_request(  # noqa: PLR0917 (the strategies' values)
     return target, raw_request(method, target, headers, body)
 
 
-def assert_safe_answer(status: int, headers: list[tuple[bytes, bytes]], body: bytes, target: bytes) -> None:
+def assert_safe_answer(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes, target: bytes, method: bytes
+) -> None:
     """Never a crash, never a stack trace, never a control character in a response header."""
     if status >= 500:
         # The health check answers 500 when a check fails (which ones run depends on max_level):
         # a report, not a crash.
         assert status == 500, (target, body)
         assert target.startswith(b"/c2c/health_check"), (target, body)
-        assert b'"failures"' in body, (target, body)
+        assert method == b"HEAD" or b'"failures"' in body, (target, body)
     assert b"Traceback" not in body, (target, body)
     assert b'File "' not in body, (target, body)
     for name, value in headers:
@@ -363,12 +365,13 @@ def _sweep_without_the_secret(  # noqa: PLR0917 (hypothesis arguments)
         params.append(b"secret=" + urllib.parse.quote_from_bytes(secret, safe="").encode())
     target, request = hostile_ops_request(views, view, suffix, method, params, separator, headers, body)
     status, response_headers, response_body = exchange(app, request)
-    assert_safe_answer(status, response_headers, response_body, target)
+    assert_safe_answer(status, response_headers, response_body, target, method)
     path = target.partition(b"?")[0].decode()
     if path in protected:
         # The ops views answer a CORS preflight (their secret may come in X-API-Key): no content.
+        # 414 and 431: gunicorn refuses the request line or a header before the app sees it.
         preflight = method == b"OPTIONS" and status == 204 and not response_body
-        assert preflight or status in {400, 403, 404, 405}, (target, status, response_body)
+        assert preflight or status in {400, 403, 404, 405, 414, 431}, (target, status, response_body)
 
 
 def state(app: AppServer) -> dict[str, object]:
@@ -460,7 +463,7 @@ def _sweep_with_the_secret(  # noqa: PLR0917 (hypothesis arguments)
     target, request = hostile_ops_request([view], "x", b"", method, params, separator, headers, b"")
     # debug/memory walks the objects of every worker: slow on a busy machine.
     status, response_headers, response_body = exchange(app, request, timeout=60)
-    assert_safe_answer(status, response_headers, response_body, target)
+    assert_safe_answer(status, response_headers, response_body, target, method)
     assert status != 403, (target, response_body)  # the secret was accepted, however it came
     # 414 and 431 are gunicorn's own answers (request line or header too large), before the app.
     if status >= 400 and method != b"HEAD" and status not in {414, 431}:
@@ -552,3 +555,35 @@ def test_request_gunicorn_rejects_gets_a_400_and_an_access_line(ops_app: AppServ
         assert time.monotonic() < deadline, ops_app.log()[log_before:]
         time.sleep(0.05)
     assert "Traceback" not in ops_app.log()[log_before:]
+
+
+@pytest.mark.parametrize(
+    ("content_type_value", "body"),
+    [
+        (b"application/json", b"{not json"),
+        (b"application/json", b"[1, 2]"),
+        (b"application/json", b'"just a string"'),
+        (b"application/json", b"\xff\xfe\x00"),
+        (b"application/json; charset=nope", b'{"value": "x"}'),
+        (b"text/plain", b"value=x"),
+        pytest.param(
+            b"application/json",
+            b'{"value": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="request.json_body raises RecursionError (not ValueError) on deeply nested "
+                "JSON: views and validators that catch ValueError, as the example app's do, answer 500",
+            ),
+        ),
+    ],
+    ids=["not json", "array", "string", "not utf-8", "unknown charset", "text", "deep nesting"],
+)
+def test_body_that_is_not_the_expected_json_is_a_json_400_from_a_service(
+    app: AppServer, content_type_value: bytes, body: bytes
+) -> None:
+    status, headers, response_body = exchange(
+        app, raw_request(b"POST", b"/api/cors/credentials", [(b"Content-Type", content_type_value)], body)
+    )
+    assert status == 400, response_body
+    assert content_type(headers).startswith(b"application/json")
+    assert b"Traceback" not in response_body
