@@ -392,7 +392,17 @@ def scrape(budget: Budget, tmp: Path) -> list[Row]:
             "/c2c/metrics",
             compare="value",
             target=("<=", 100.0),
-        )
+        ),
+        Row(
+            "5. Prometheus scrape",
+            "the first one (every file's keys parsed)",
+            "ms",
+            result["prometheus_client"],
+            result["first"],
+            "prometheus_client alone",
+            "/c2c/metrics, first",
+            compare="value",
+        ),
     ]
 
 
@@ -442,10 +452,17 @@ def _prometheus_scrape(rounds: int) -> int:
         backend.exposition()
         return (time.perf_counter() - started) * 1000
 
+    # The first scrape parses every file's keys; the next ones only read the values (the files are
+    # append-only): a Prometheus scrapes every few seconds, so the next ones are the figure.
+    first = ours()
     body = backend.exposition()[0]
     samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
     base, candidate = harness.alternate(theirs, ours, max(rounds, 1))
-    result = {"prometheus_client": harness.median(base), "c2cwsgiutils": harness.median(candidate)}
+    result = {
+        "prometheus_client": harness.median(base),
+        "c2cwsgiutils": harness.median(candidate),
+        "first": first,
+    }
     print(json.dumps({**result, "samples": samples}))
     return 0
 
