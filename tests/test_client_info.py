@@ -335,3 +335,11 @@ def test_through_a_trusted_proxy_the_client_is_seen_in_the_app_and_the_logs(
     assert app_records[-1]["client_addr"] == "127.0.0.3"
     assert access[-1]["client_addr"] == "127.0.0.3"
     assert not any(record.get("client_addr") == "127.0.0.2" for record in app_records + access)
+
+
+def test_the_cache_of_trusted_answers_stays_bounded_and_keeps_answering() -> None:
+    trusted = TrustedNetworks(parse_networks("10.0.0.0/8"))
+    for index in range(3000):
+        assert trusted.trusts(f"10.0.{index // 256}.{index % 256}")
+        assert not trusted.trusts(f"192.0.{index // 256}.{index % 256}")
+    assert len(trusted._cache) <= client_info._MAX_CACHE
