@@ -288,8 +288,9 @@ def apply(environ: MutableMapping[str, Any], trusted: TrustedNetworks, use_forwa
                 forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
                 break
     # WebOb's request.client_addr believes the first X-Forwarded-For hop of anybody: the header
-    # is made to agree with REMOTE_ADDR (the original is kept).
-    if forwarded_for is not None:
+    # is made to agree with REMOTE_ADDR (the original is kept). Without REMOTE_ADDR at all (a
+    # test's fake environ) there is nothing to agree with; a Unix socket's empty one counts.
+    if forwarded_for is not None and peer is not None:
         address = environ.get("REMOTE_ADDR") or ""
         if forwarded_for != address:
             environ.setdefault(ORIGINAL, {})["HTTP_X_FORWARDED_FOR"] = forwarded_for

@@ -343,3 +343,8 @@ def test_the_cache_of_trusted_answers_stays_bounded_and_keeps_answering() -> Non
         assert trusted.trusts(f"10.0.{index // 256}.{index % 256}")
         assert not trusted.trusts(f"192.0.{index // 256}.{index % 256}")
     assert len(trusted._cache) <= client_info._MAX_CACHE
+
+
+def test_an_empty_peer_a_unix_socket_does_not_let_x_forwarded_for_speak() -> None:
+    result = applied("", x_forwarded_for="203.0.113.9")
+    assert (result["REMOTE_ADDR"], result["HTTP_X_FORWARDED_FOR"]) == ("", "")
