@@ -301,7 +301,8 @@ def _is_child_of_gunicorn() -> bool:
         command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"gunicorn" in command
+    # gunicorn itself, or c2cwsgiutils_run, which runs gunicorn in its own process.
+    return any(name in command for name in (b"gunicorn", b"c2cwsgiutils_run", b"c2cwsgiutils-run"))
 
 
 def add_process_collectors(registry: Any) -> None:

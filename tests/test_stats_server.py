@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -167,6 +168,9 @@ def test_prometheus_metrics_sum_every_worker_also_after_one_was_killed(start_ser
     text = _scrape(server)
     assert _ping_count(text) == 40
     assert 'process_resident_memory_bytes{pid="' in text
+    # Every gunicorn process's own metrics: the master (the run command's process) and the workers.
+    for pid in (server.master_pid(), *server.worker_pids()):
+        assert f'process_resident_memory_bytes{{pid="{pid}"}}' in text
     assert "python_info{" in text
 
     victim = int(sorted(pids)[0])
@@ -180,12 +184,11 @@ def test_prometheus_multiprocess_directory_is_made_by_the_run_command(start_serv
     server = start_server(env={"C2C_PROMETHEUS": "1"}, workers=2)
     _ping_on_new_connections(server, 3)
     master = server.master_pid()
-    environ = Path(f"/proc/{master}/environ").read_text(encoding="utf-8").split("\0")
-    directory = next(item for item in environ if item.startswith("PROMETHEUS_MULTIPROC_DIR=")).split("=", 1)[
-        1
-    ]
-    assert directory.endswith(f"/c2cwsgiutils-prometheus-{os.getuid()}/{master}")
-    assert any(path.suffix == ".db" for path in Path(directory).iterdir())
+    # The master runs gunicorn in the run command's process (no exec): its /proc environ is the
+    # one it started with; the directory is the default one of its pid, with the workers' files.
+    directory = Path(tempfile.gettempdir()) / f"c2cwsgiutils-prometheus-{os.getuid()}" / str(master)
+    files = {path.name for path in directory.iterdir() if path.suffix == ".db"}
+    assert any(name.endswith(f"_{pid}.db") for name in files for pid in server.worker_pids())
 
 
 def test_prometheus_port_of_its_own_is_served_by_the_master(start_server: StartServer) -> None:

@@ -1,14 +1,22 @@
 """``c2cwsgiutils_run``: serve the app of ``C2CWSGIUTILS_CONFIG`` with gunicorn.
 
-gunicorn replaces this process (``exec``), so signals from the container runtime reach it
-directly. Arguments given to this command, then ``GUNICORN_PARAMS``, are passed on to gunicorn
-and win over the defaults of :mod:`c2cwsgiutils.gunicorn_settings`.
+This process becomes the gunicorn master (gunicorn runs in it, as ``gunicorn`` would), so signals
+from the container runtime reach it directly. Arguments given to this command, then
+``GUNICORN_PARAMS``, are passed on to gunicorn and win over the defaults of
+:mod:`c2cwsgiutils.gunicorn_settings`.
+
+The check of the ini file imports the app's factory: it runs in a forked child, so that the
+master never imports the app's code (each worker imports it, again after a reload), while the
+libraries every worker needs (pyramid, c2cwsgiutils, gunicorn) are imported once, here, before
+gunicorn forks the workers. Start-up was a second Python process (``exec``) importing them again.
 """
 
 import argparse
+import json
 import os
 import shlex
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 
 from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, sentry, wsgi_app
@@ -61,8 +69,56 @@ def free_pid_file(pid_file: str) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does not return)
-    """Check the configuration, then exec gunicorn."""
+def check_in_child(environ: Mapping[str, str], check_only: bool) -> tuple[int, dict[str, str]]:
+    """Check the ini file in a forked child; return its exit code and the environment gunicorn needs.
+
+    The child imports the app's factory (the check is PasteDeploy's load, short of calling it)
+    and reads the ini's settings for Prometheus; this process keeps neither.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one line on stderr and 2, or 0 and the environment on the pipe
+        os.close(read_fd)
+        code = 1
+        try:
+            code, env = _check(environ, check_only, os.getppid())
+            os.write(write_fd, json.dumps(env).encode("utf-8"))
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return (code if code > 0 else 1), {}
+    return 0, json.loads(data or b"{}")
+
+
+def _check(environ: Mapping[str, str], check_only: bool, master_pid: int) -> tuple[int, dict[str, str]]:
+    config_file = wsgi_app.config_file(environ)
+    try:
+        loader.check_config(config_file)
+        sentry.check(environ)  # a bad SENTRY_CLIENT_* in one line, not in every worker's traceback
+    except (loader.ConfigFileError, SettingError, extras.MissingExtraError) as error:
+        print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
+        return 2, {}
+    if check_only:
+        return 0, {}
+    try:
+        # Before gunicorn forks: prometheus_client reads it when a worker imports it.
+        return 0, prometheus.prepare_for_run(environ, config_file, master_pid)
+    except OSError as error:
+        print(f"c2cwsgiutils_run: the Prometheus metrics stay per worker: {error}", file=sys.stderr)
+        return 0, {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check the configuration, then run gunicorn in this process."""
     parser = argparse.ArgumentParser(
         prog="c2cwsgiutils_run",
         description="Serve the app of C2CWSGIUTILS_CONFIG (default /app/production.ini) with gunicorn. "
@@ -78,30 +134,39 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: RET503 (execv does 
         extras.require("gunicorn", "server", "c2cwsgiutils_run")
         # Fail here, in one line, rather than in gunicorn's traceback when it reads its config.
         gunicorn_settings.settings_from_environ(environ)
-        loader.check_config(wsgi_app.config_file(environ))
-        sentry.check(environ)  # a bad SENTRY_CLIENT_* in one line, not in every worker's traceback
         command = gunicorn_command(extra_args, environ)
-    except (loader.ConfigFileError, SettingError, extras.MissingExtraError) as error:
+    except (SettingError, extras.MissingExtraError) as error:
         print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
         return 2
     except ValueError as error:
         print(f"c2cwsgiutils_run: GUNICORN_PARAMS: {error}", file=sys.stderr)
         return 2
-    if args.check:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    code, gunicorn_env = check_in_child(environ, args.check)
+    if code != 0 or args.check:
+        return code
     try:
         free_pid_file(gunicorn_pid_file(command, environ))
     except master_identity.PidFileError as error:
         print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
         return 2
-    try:
-        # Before gunicorn forks: prometheus_client reads it when a worker imports it.
-        os.environ.update(prometheus.prepare_for_run(environ, wsgi_app.config_file(environ), os.getpid()))
-    except OSError as error:
-        print(f"c2cwsgiutils_run: the Prometheus metrics stay per worker: {error}", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, command)  # noqa: S606 (replacing ourselves with gunicorn is the point)
+    os.environ.update(gunicorn_env)
+    return run_gunicorn(command)
+
+
+def run_gunicorn(command: Sequence[str]) -> int:
+    """Run gunicorn in this process with ``command``'s arguments (``python -m gunicorn ...``).
+
+    ``sys.argv`` is gunicorn's own command line: gunicorn reads it, and re-executes it on SIGUSR2
+    (a binary upgrade) as ``python -m gunicorn`` would.
+    """
+    import gunicorn.__main__  # noqa: PLC0415 (the server extra)
+    from gunicorn.app.wsgiapp import WSGIApplication  # noqa: PLC0415
+
+    sys.argv = [str(gunicorn.__main__.__file__), *command[3:]]
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
+    return 0
 
 
 if __name__ == "__main__":
