@@ -102,7 +102,7 @@ class ScrubbingLogger(glogging.Logger):  # type: ignore[misc]
                 "path": scrub_url(
                     environ.get("RAW_URI") or (environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
                 ),
-                "status": resp.status_code,
+                "status": _status_code(resp),
                 "bytes": getattr(resp, "sent", None),
                 "duration": entry.request_time.total_seconds(),
                 "request_id": entry.request_id or _response_request_id(resp),
@@ -157,6 +157,19 @@ class ScrubbingLogger(glogging.Logger):  # type: ignore[misc]
     def exception(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         """Log at ERROR with the traceback, scrubbed."""
         super().exception(*_scrub_message(msg, args), **kwargs)
+
+
+def _status_code(resp: Any) -> int | None:
+    """Return the response's status code.
+
+    The Response gunicorn builds for a request it rejects itself (a 400 for a malformed request)
+    has only the status line, no ``status_code``.
+    """
+    code = getattr(resp, "status_code", None)
+    if code is not None:
+        return int(code)
+    status = str(getattr(resp, "status", "") or "").split(None, 1)
+    return int(status[0]) if status and status[0].isdigit() else None
 
 
 def _response_request_id(resp: Any) -> str | None:

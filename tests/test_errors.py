@@ -182,6 +182,7 @@ def reading_app(monkeypatch: pytest.MonkeyPatch) -> Any:
             "text": read_text,
             "value_error": app_value_error,
             "connection_error": app_connection_error,
+            "recursion_error": app_recursion_error,
         }
     )
 
@@ -217,6 +218,24 @@ def test_query_string_that_is_not_utf8_is_json_400(reading_app: Any) -> None:
 def test_invalid_json_body_is_400(reading_app: Any) -> None:
     response = reading_app.post("/json", b"{not json", content_type="application/json", status=400)
     assert response.json["message"].startswith("the request body is not valid JSON")
+
+
+def test_json_body_nested_too_deeply_is_400(reading_app: Any) -> None:
+    body = b"[" * 3000 + b"]" * 3000
+    response = reading_app.post("/json", body, content_type="application/json", status=400)
+    assert response.json["message"] == "the request body is nested too deeply"
+
+
+def app_recursion_error(request: Request) -> NoReturn:
+    def recurse(depth: int) -> int:
+        return recurse(depth + 1)
+
+    recurse(0)
+    raise AssertionError("unreachable")
+
+
+def test_recursion_error_in_app_code_stays_a_500(reading_app: Any) -> None:
+    reading_app.get("/recursion_error", status=500)
 
 
 def test_unknown_charset_is_400(reading_app: Any) -> None:
