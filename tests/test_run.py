@@ -276,3 +276,39 @@ def test_pid_file_checked_is_the_one_gunicorn_will_write(
 ) -> None:
     environ = {"C2CWSGIUTILS_PID_FILE": "/env.pid", "GUNICORN_CMD_ARGS": cmd_args}
     assert gunicorn_pid_file([sys.executable, "-m", "gunicorn", *args, "app:main"], environ) == expected
+
+
+RELOADED_APP = """
+def make(global_config, **settings):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [VERSION]
+    return app
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the master imports the app's module: gunicorn_logging's setup_logging asks "
+    "loader.app_logger for the app's package (LOG_LEVEL's logger), which imports the factory",
+)
+def test_reload_serves_the_apps_new_code(
+    tmp_path: Path, start_server: StartServer, run_script: RunScript
+) -> None:
+    """A reload (SIGHUP) would serve the app's code as it is then if the master never imported it."""
+    module = tmp_path / "reloaded_app.py"
+    module.write_text(RELOADED_APP.replace("VERSION", "b'first'"), encoding="utf-8")
+    ini = tmp_path / "reloaded.ini"
+    ini.write_text("[app:main]\nuse = call:reloaded_app:make\n", encoding="utf-8")
+    env = {"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    server = start_server(env=env, config_file=ini, workers=1)
+    assert requests.get(server.url("/"), timeout=5).text == "first"
+    module.write_text(RELOADED_APP.replace("VERSION", "b'the second version'"), encoding="utf-8")
+    before = server.worker_pids()
+    assert (
+        run_script("c2cwsgiutils_reload", env={"C2CWSGIUTILS_PID_FILE": str(server.pid_file)}).returncode == 0
+    )
+    deadline = time.monotonic() + 30
+    while (server.worker_pids() & before or not server.worker_pids()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert requests.get(server.url("/"), timeout=5).text == "the second version"

@@ -5,10 +5,10 @@ from the container runtime reach it directly. Arguments given to this command, t
 ``GUNICORN_PARAMS``, are passed on to gunicorn and win over the defaults of
 :mod:`c2cwsgiutils.gunicorn_settings`.
 
-The check of the ini file imports the app's factory: it runs in a forked child, so that the
-master never imports the app's code (each worker imports it, again after a reload), while the
-libraries every worker needs (pyramid, c2cwsgiutils, gunicorn) are imported once, here, before
-gunicorn forks the workers. Start-up was a second Python process (``exec``) importing them again.
+The check of the ini file imports the app's factory: it runs in a forked child, which exits,
+while the libraries every worker needs (pyramid, c2cwsgiutils, gunicorn) are imported once, here,
+before gunicorn forks the workers. Start-up was a second Python process (``exec``) importing them
+again.
 """
 
 import argparse
