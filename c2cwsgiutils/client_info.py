@@ -162,6 +162,11 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+def _is_port(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "¹", which int() refuses.
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
+
+
 def parse_node(text: str) -> tuple[str, str | None] | None:
     """Parse a hop (``192.0.2.1``, ``192.0.2.1:80``, ``[2001:db8::1]:80``, ``2001:db8::1``).
 
@@ -182,7 +187,7 @@ def parse_node(text: str) -> tuple[str, str | None] | None:
     ip = _ip(address)
     if ip is None or (isinstance(ip, ipaddress.IPv6Address) and ip.scope_id):
         return None
-    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+    if port is not None and not _is_port(port):
         port = None  # an obfuscated port ("_abc") or nonsense: the address still counts
     return str(ip), port
 
@@ -335,7 +340,7 @@ def _from_proxies(
         environ["wsgi.url_scheme"] = proto
     scheme = environ.get("wsgi.url_scheme", "http")
     host = used.host if used.host and len(used.host) <= 260 and _HOST.fullmatch(used.host) else None
-    forwarded_port = used.port if used.port and used.port.isdigit() and 0 < int(used.port) < 65536 else None
+    forwarded_port = used.port if used.port and _is_port(used.port) else None
     if host is None and forwarded_port is None:
         if proto in _SCHEMES:
             environ["SERVER_PORT"] = _host_and_port(environ.get("HTTP_HOST", ""))[1] or _SCHEMES[scheme]

@@ -39,7 +39,7 @@ def parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:
             continue
         host, colon, port = text.rpartition(":")
         host = host.strip("[]")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not colon or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError(f"{text!r} is not host:port")
         sentinels.append((host, int(port)))
     if not sentinels:

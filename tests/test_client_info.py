@@ -1,9 +1,7 @@
 """Client info from trusted proxies: the parser (with properties), the environ, and real processes."""
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from c2cwsgiutils import client_info
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.source_address import session_from
+from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.client_info import TrustedNetworks, apply, parse_forwarded, parse_networks, parse_node
 from tests.fixtures import StartServer
 
@@ -128,6 +127,12 @@ def test_a_malformed_hop_stops_at_the_last_trusted_one() -> None:
     assert applied(x_forwarded_for="198.51.100.7, bad!, 10.0.0.9")["REMOTE_ADDR"] == "10.0.0.9"
 
 
+def test_a_port_of_non_ascii_digits_is_ignored() -> None:
+    result = applied(x_forwarded_for="198.51.100.7", x_forwarded_port="\u00b9", x_forwarded_host="a")
+    assert result["HTTP_HOST"] == "a"
+    assert parse_node("198.51.100.7:\u00b9") == ("198.51.100.7", None)
+
+
 def test_a_bad_host_or_proto_is_ignored() -> None:
     result = applied(x_forwarded_for="198.51.100.7", x_forwarded_proto="gopher", x_forwarded_host="a b/c")
     assert (result["REMOTE_ADDR"], result["wsgi.url_scheme"], result["HTTP_HOST"]) == (
@@ -173,7 +178,7 @@ _any_ip = st.ip_addresses().map(str)
 _header_text = st.text(alphabet=st.characters(codec="latin-1"), max_size=80)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(peer=_any_ip, forwarded=_header_text, xff=_header_text, proto=_header_text, host=_header_text)
 def test_apply_never_raises(peer: str, forwarded: str, xff: str, proto: str, host: str) -> None:
     for use_forwarded in (False, True):
@@ -255,12 +260,12 @@ c2c.trusted_proxies = 127.0.0.2/32
 """
 
 
-class _Proxy(BaseHTTPRequestHandler):
+class _Proxy(QuietHandler):
     """A reverse proxy of a few lines: appends the peer to X-Forwarded-For, connects from 127.0.0.2."""
 
     upstream = ""
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
         previous = self.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = (
@@ -269,15 +274,7 @@ class _Proxy(BaseHTTPRequestHandler):
         headers["X-Forwarded-Proto"] = "https"
         headers["X-Forwarded-Host"] = "public.example.com"
         upstream = session_from("127.0.0.2").get(self.upstream + self.path, headers=headers, timeout=10)
-        body = upstream.content
-        self.send_response(upstream.status_code)
-        self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        del format, args
+        self.send_body(upstream.status_code, upstream.content, upstream.headers.get("Content-Type", ""))
 
 
 @pytest.fixture
@@ -292,12 +289,8 @@ def app_server(start_server: StartServer, tmp_path: Path) -> AppServer:
 @pytest.fixture
 def proxy(app_server: AppServer) -> Iterator[str]:
     handler = type("Proxy", (_Proxy,), {"upstream": app_server.url("").rstrip("/")})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_server(handler) as url:
+        yield url
 
 
 def test_a_forged_header_from_an_untrusted_peer_keeps_the_peer(app_server: AppServer) -> None:

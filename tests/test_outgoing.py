@@ -5,7 +5,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import requests
 
 from c2cwsgiutils import stats_pyramid
 from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.outgoing import parse_timeout
 from tests import outgoing_app
@@ -23,26 +23,16 @@ from tests.fixtures import StartServer
 REPO = Path(__file__).parent.parent
 
 
-class _Dependency(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"{}"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        del format, args
+class _Dependency(QuietHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_body(200, b"{}")
 
 
 @pytest.fixture
 def dependency() -> Iterator[str]:
     """A dependency that answers at once."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Dependency)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_server(_Dependency) as url:
+        yield url
 
 
 @pytest.fixture
