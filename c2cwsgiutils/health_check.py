@@ -27,7 +27,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import extras
+from c2cwsgiutils import extras, redis_connection
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.db_maintenance import MAINTENANCE
 from c2cwsgiutils.errors import ErrorsSettings
@@ -101,7 +101,8 @@ class HealthCheck:
     and a timeout (``C2C_HEALTH_CHECK_TIMEOUT`` unless given). A check fails when it raises or
     times out. A check still running from an earlier request (it hung) is not started again: the
     new request waits for the same run, so a hanging dependency holds at most one thread per check.
-    With ``C2C_REDIS_URL`` set, a ``redis`` check (a PING) is added at level 1.
+    With ``C2C_REDIS_URL`` or ``C2C_REDIS_SENTINELS`` set, a ``redis`` check (a PING of the
+    current master) is added at level 1.
     """
 
     def __init__(self, config: Configurator) -> None:
@@ -115,9 +116,9 @@ class HealthCheck:
         add_ops_view(config, "health_check", "/health_check", self.view, request_method=("GET", "HEAD"))
         from c2cwsgiutils.broadcast import BroadcastSettings  # noqa: PLC0415
 
-        broadcast_settings = BroadcastSettings.of(config)
-        if broadcast_settings.redis_url:
-            self._add_redis_check(broadcast_settings.redis_url, broadcast_settings.redis_timeout)
+        redis_target = redis_connection.configured_target(config)
+        if redis_target is not None:
+            self._add_redis_check(redis_target, BroadcastSettings.of(config).redis_timeout)
 
     # Adding checks.
 
@@ -218,15 +219,13 @@ class HealthCheck:
         engines = [engine for _, engine in self._engines_of(session)]
         self.add_check(name, _AlembicCheck(ini_path, engines, version_schema, version_table), level, timeout)
 
-    def _add_redis_check(self, url: str, timeout: float) -> None:
+    def _add_redis_check(self, redis_target: redis_connection.RedisTarget, timeout: float) -> None:
         holder: list[Any] = []
 
         def check(request: Request) -> None:
             if not holder:
-                redis = extras.require("redis", "redis", "the Redis health check")
-                holder.append(
-                    redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-                )
+                # Behind Sentinels, the client asks them for the current master on each connection.
+                holder.append(redis_connection.make_client(redis_target, timeout))
             holder[0].ping()
 
         self.add_check("redis", check, 1)

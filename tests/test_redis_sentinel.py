@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 import redis
 import requests
+import webtest
+from pyramid.config import Configurator
 
 from c2cwsgiutils.acceptance.server import AppServer, free_port
 from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport
 from c2cwsgiutils.config_utils import SettingError
+from c2cwsgiutils.health_check import HealthCheck
 from c2cwsgiutils.redis_connection import (
     RedisSentinelSettings,
     RedisTarget,
@@ -201,6 +204,25 @@ def test_make_client_asks_the_sentinels_for_the_master(sentinel_group: SentinelG
     )
     client.set("where", "here")
     assert redis.Redis(port=sentinel_group.master_port, db=2).get("where") == b"here"
+
+
+def test_the_health_check_pings_the_master_through_the_sentinels(sentinel_group: SentinelGroup) -> None:
+    config = Configurator(
+        settings={"c2c.redis_sentinels": sentinel_group.sentinels, "c2c.redis_servicename": SERVICE}
+    )
+    HealthCheck(config)
+    app = webtest.TestApp(config.make_wsgi_app())
+    assert app.get("/c2c/health_check").json["successes"] == ["redis"]
+    sentinel_group.kill(sentinel_group.master_port)
+    # Until the Sentinels promote the replica, the master they name does not answer.
+    wait_until(
+        lambda: (
+            app.get("/c2c/health_check", expect_errors=True).status_int == 200
+            and sentinel_group.master(sentinel_group.sentinel_ports[0]) == sentinel_group.replica_port
+        ),
+        30,
+        "the health check answers through the promoted replica",
+    )
 
 
 def test_parse_sentinels() -> None:
