@@ -2,7 +2,8 @@
 
 - ``stacks``: every thread's stack in every worker (``?format=text`` for a plain text dump);
 - ``memory``: the object types holding most memory in every worker (``?limit=N``, default 30);
-- ``headers``: the request as the app sees it (after proxies), secrets and cookies masked;
+- ``headers``: the request as the app sees it (after proxies, with what the server received
+  under ``received``), secrets and cookies masked;
 - ``sleep?time=D``: answers after ``D`` (``5``, ``1.5s``, ``250ms``), to test timeouts.
 
 ``stacks`` and ``memory`` ask every process through the broadcast (:mod:`c2cwsgiutils.broadcast`):
@@ -26,7 +27,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast, scrub
+from c2cwsgiutils import broadcast, client_info, scrub
 from c2cwsgiutils.config_utils import SettingsGroup, parse_duration, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
@@ -182,6 +183,8 @@ def headers_view(request: Request) -> Response:
             "host": request.host,
             "client_addr": request.client_addr,
             "headers": masked_headers(request.headers),
+            # What the server saw before the trusted proxies' headers were applied, if they were.
+            "received": request.environ.get(client_info.ORIGINAL),
         }
     )
 

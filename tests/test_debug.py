@@ -87,6 +87,18 @@ def test_headers_are_echoed_with_secrets_and_cookies_masked(app: webtest.TestApp
     assert KEY not in body["url"]
 
 
+def test_headers_show_what_the_server_received_before_the_proxies_were_applied(
+    app: webtest.TestApp,
+) -> None:
+    body = app.get(
+        "/c2c/debug/headers",
+        headers={**HEADERS, "X-Forwarded-For": "203.0.113.7"},
+        extra_environ={"REMOTE_ADDR": "192.0.2.9"},  # not a trusted proxy: its header is not believed
+    ).json
+    assert body["client_addr"] == body["headers"]["X-Forwarded-For"] == "192.0.2.9"
+    assert body["received"]["HTTP_X_FORWARDED_FOR"] == "203.0.113.7"
+
+
 def test_the_api_key_header_is_masked(app: webtest.TestApp) -> None:
     assert app.get("/c2c/debug/headers", headers=HEADERS).json["headers"]["X-Api-Key"] == "***"
 
