@@ -47,7 +47,7 @@ bench-instructions: $(BIN)/.installed
 	$(BIN)/python bench/instructions.py
 
 ## load: the long reliability runs (docs/reliability.md): wrk for 60 s at 64 connections, then with
-## 5 reloads; hostile input with 3000 examples per property (needs wrk, PostgreSQL, Redis; ~6 min)
+## 5 reloads; hostile input with 3000 examples per property (needs wrk, PostgreSQL, Redis; ~15 min)
 .PHONY: load
 load: $(BIN)/.installed services
 	C2C_HOSTILE_EXAMPLES=3000 $(BIN)/pytest -p no:cacheprovider -s acceptance_tests/load \
@@ -57,7 +57,7 @@ load: $(BIN)/.installed services
 docs: $(BIN)/.installed
 	$(BIN)/python -m c2cwsgiutils.settings_catalogue README.md
 
-## bench: what the whole toolkit costs against bare Pyramid (README "Performance"; needs wrk, PostgreSQL; ~6 min)
+## bench: what the whole toolkit costs against bare Pyramid (README "Performance"; needs wrk, PostgreSQL; ~10 min)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 

@@ -2,16 +2,17 @@
 
 A gunicorn configuration file is read for its module-level names, so this is the one module
 that reads the environment when imported; it is meant to be imported by gunicorn only. The
-values and their environment variables are in :mod:`c2cwsgiutils.gunicorn_settings`; the two
+values and their environment variables are in :mod:`c2cwsgiutils.gunicorn_settings`; the
 server hooks below record the master's identity beside its pid file
-(:mod:`c2cwsgiutils.master_identity`), whether gunicorn was started by ``c2cwsgiutils_run`` or
-directly.
+(:mod:`c2cwsgiutils.master_identity`) and which workers have loaded the app
+(:mod:`c2cwsgiutils.worker_readiness`, for ``c2cwsgiutils_reload``), whether gunicorn was started
+by ``c2cwsgiutils_run`` or directly.
 """
 
 import os
 from typing import Any
 
-from c2cwsgiutils import master_identity, prometheus, sentry
+from c2cwsgiutils import master_identity, prometheus, sentry, worker_readiness
 from c2cwsgiutils.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
@@ -44,12 +45,27 @@ def on_starting(server: Any) -> None:
     except (OSError, master_identity.PidFileError) as error:
         # Serving matters more than reloading: c2cwsgiutils_reload will refuse this master.
         server.log.warning("cannot record the master's identity beside %s: %s", pid_file, error)
+    try:
+        worker_readiness.prepare(pid_file)
+    except OSError as error:
+        # c2cwsgiutils_reload then falls back to SIGHUP.
+        server.log.warning("cannot prepare the workers' ready marks beside %s: %s", pid_file, error)
 
 
 def on_exit(server: Any) -> None:
-    """Remove the master's identity file; gunicorn has just removed its pid file."""
+    """Remove the master's identity file and ready marks; gunicorn has just removed its pid file."""
     if server.cfg.pidfile is not None:
         master_identity.forget(server.cfg.pidfile)
+        worker_readiness.forget(server.cfg.pidfile)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Mark this worker ready for ``c2cwsgiutils_reload``: it has loaded the app."""
+    if worker.cfg.pidfile is not None:
+        try:
+            worker_readiness.mark_ready(worker.cfg.pidfile, os.getpid())
+        except OSError as error:
+            worker.log.warning("cannot mark the worker ready: %s", error)
 
 
 def when_ready(server: Any) -> None:
@@ -63,7 +79,12 @@ def when_ready(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """Tell Prometheus' multiprocess mode that a worker is gone."""
+    """Tell Prometheus' multiprocess mode and the ready marks that a worker is gone."""
+    if server.cfg.pidfile is not None:
+        try:
+            worker_readiness.forget(server.cfg.pidfile, worker.pid)
+        except OSError as error:
+            server.log.warning("cannot remove the ready mark of worker %s: %s", worker.pid, error)
     try:
         prometheus.mark_process_dead(worker.pid)
     except Exception as error:

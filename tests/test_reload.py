@@ -39,6 +39,66 @@ def test_reload_replaces_every_worker(start_server: StartServer, run_script: Run
     assert len(after) == 2
 
 
+def test_reload_rolls_new_workers_in_before_the_old_ones_stop(
+    start_server: StartServer, run_script: RunScript
+) -> None:
+    server = start_server(workers=2)
+    before = server.worker_pids()
+    result = reload(run_script, server)
+    assert result.returncode == 0, result.stderr
+    # The command returns once the old workers are gone, the new ones serving.
+    after = server.worker_pids()
+    assert len(after) == 2
+    assert not after & before
+    assert result.stdout == (
+        f"c2cwsgiutils_reload: gunicorn (pid {server.master_pid()}) replaced its workers "
+        f"{sorted(before)} by {sorted(after)}, ready before the old ones stopped\n"
+    )
+    assert requests.get(server.url("/api/ping"), timeout=5).json() == {"pong": True}
+
+
+def test_reload_with_hup_is_gunicorns_own_reload(start_server: StartServer, run_script: RunScript) -> None:
+    server = start_server(workers=2)
+    before = server.worker_pids()
+    result = run_script("c2cwsgiutils_reload", "--hup", "--pid-file", str(server.pid_file))
+    assert result.returncode == 0, result.stderr
+    assert wait_for_new_workers(server, before)
+    assert "Handling signal: hup" in server.log()
+
+
+SLOW_APP = """
+import os, time
+def make(global_config, **settings):
+    if os.path.exists(os.environ["SLOW_MARKER"]):
+        time.sleep(30)  # the new code takes too long to load
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"served"]
+    return app
+"""
+
+
+def test_reload_gives_up_in_one_line_and_the_old_workers_keep_serving(
+    tmp_path: Path, start_server: StartServer, run_script: RunScript
+) -> None:
+    (tmp_path / "slow_app.py").write_text(SLOW_APP, encoding="utf-8")
+    ini = tmp_path / "slow.ini"
+    ini.write_text("[app:main]\nuse = call:slow_app:make\n", encoding="utf-8")
+    marker = tmp_path / "slow"
+    env = {"PYTHONPATH": str(tmp_path), "SLOW_MARKER": str(marker)}
+    server = start_server(env=env, config_file=ini, workers=1)
+    before = server.worker_pids()
+    marker.touch()
+    result = run_script("c2cwsgiutils_reload", "--timeout", "2", "--pid-file", str(server.pid_file))
+    assert (result.returncode, result.stderr) == (
+        1,
+        "c2cwsgiutils_reload: gave up waiting for the new workers to load the app;"
+        " the master keeps serving\n",
+    )
+    assert before <= server.worker_pids()
+    assert requests.get(server.url("/"), timeout=5).text == "served"
+
+
 def test_reload_lets_in_flight_requests_finish(
     start_server: StartServer, run_script: RunScript, request_in_flight: RequestInFlight
 ) -> None:
@@ -294,10 +354,11 @@ def test_reload_a_gunicorn_started_without_the_run_command(
             time.sleep(0.1)
         assert json.loads(Path(f"{pid_file}.master").read_text(encoding="ascii"))["pid"] == process.pid
         log_before = (tmp_path / "log").read_text(encoding="utf-8")
+        # Its hooks are those of c2cwsgiutils_run (the configuration file): it rolls.
         assert reload_pid_file(run_script, pid_file).returncode == 0
-        while "Handling signal: hup" not in (tmp_path / "log").read_text(encoding="utf-8"):
-            assert time.monotonic() < deadline, log_before
-            time.sleep(0.1)
+        log_after = (tmp_path / "log").read_text(encoding="utf-8")
+        assert "Handling signal: ttin" in log_after, log_before
+        assert "Handling signal: ttou" in log_after, log_before
     finally:
         process.terminate()
         process.wait(30)

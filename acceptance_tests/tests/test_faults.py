@@ -383,13 +383,6 @@ def test_a_worker_killed_mid_request_is_replaced_and_other_requests_are_unaffect
 # how long do they wait?
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="c2cwsgiutils_reload sends SIGHUP: gunicorn stops the old workers at once while the new "
-    "ones still load the app, so no worker accepts for the app's whole boot time (3 s on an idle "
-    "2-core machine, 9 s on a busy one): requests wait that long. Starting the new workers first "
-    "(TTIN), then stopping the old ones (TTOU) once the new ones are ready would leave no gap.",
-)
 def test_a_reload_never_leaves_the_app_without_a_ready_worker(start_server: StartServer) -> None:
     server = start_server(workers=WORKERS)
     latencies: list[float] = []
