@@ -57,21 +57,26 @@ def test_stats_json_counts_every_request_of_every_worker_once(start_server: Star
         timeout=30,
     )
     requests.get(server.url("/c2c/stats.json?reset=1"), timeout=10)
-    pids = _ping_on_new_connections(server, 60)
+    # On a busy machine one worker may take a whole batch: send more until several took some.
+    pids: set[str] = set()
+    sent = 0
+    while len(pids) < 2 and sent < 300:
+        pids |= _ping_on_new_connections(server, 60)
+        sent += 60
     assert len(pids) > 1, "the requests all went to one worker: the test proves nothing"
 
     response = requests.get(server.url("/c2c/stats.json"), timeout=10)
     assert response.headers["X-Stats-Processes"] == "4"
     timers = response.json()["timers"]
-    assert timers["route/GET/ping/200"]["nb"] == 60
-    assert timers["render/GET/ping/200"]["nb"] == 60
+    assert timers["route/GET/ping/200"]["nb"] == sent
+    assert timers["render/GET/ping/200"]["nb"] == sent
     assert set(timers["route/GET/ping/200"]) == {"nb", "avg_ms", "min_ms", "max_ms"}
 
     assert (
         requests.get(server.url("/c2c/stats.json?reset=1"), timeout=10).json()["timers"][
             "route/GET/ping/200"
         ]["nb"]
-        == 60
+        == sent
     )
     assert (
         "route/GET/ping/200" not in requests.get(server.url("/c2c/stats.json"), timeout=10).json()["timers"]
