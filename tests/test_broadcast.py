@@ -369,6 +369,8 @@ def test_with_preload_the_workers_listen_and_the_master_does_not(
     start_probe: Callable[..., AppServer],
 ) -> None:
     server = start_probe(workers=2, GUNICORN_PARAMS="--preload")
+    # Each worker listens once it has started its listener, a moment after the server answers.
+    wait_until(lambda: set(values(server)) == server.worker_pids(), 20, "every worker listens")
     get(server, "/probe/set?value=preloaded")
     answers = values(server)
     assert set(answers) == server.worker_pids()
