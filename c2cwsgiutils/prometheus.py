@@ -117,6 +117,10 @@ class PrometheusBackend(Backend):
         self._refused: set[str] = set()
         self._children: dict[tuple[str, Key, Any], Any] = {}
         self._warn_lock = threading.Lock()
+        self._request_children: dict[Any, Any] = {}
+        self._render_children: dict[Any, Any] = {}
+        self._query_children: dict[Any, Any] = {}
+        self._outgoing_children: dict[Any, Any] = {}
         self._reader: MultiprocessReader | None = None
         self._process_registry: Any = None
         labels = ("route", "method", "status")
@@ -219,19 +223,38 @@ class PrometheusBackend(Backend):
         if metric is not None:
             metric.inc(increment)
 
+    # The automatic metrics keep their label children: ``labels()`` checks and locks at each call.
+
+    @staticmethod
+    def _child(metric: Any, cache: dict[Any, Any], key: tuple[Any, ...], labels: tuple[str, ...]) -> Any:
+        child = cache.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(cache) < 10 * MAX_METRICS:
+                cache[key] = child
+        return child
+
     def request(self, method: str, route: str, status: int, seconds: float, render: float | None) -> None:
         """Observe the request (and its rendering) in the histograms labelled by route, method, status."""
-        self.requests.labels(route, method, str(status)).observe(seconds)
+        key = (route, method, status)
+        child = self._request_children.get(key) or self._child(
+            self.requests, self._request_children, key, (route, method, str(status))
+        )
+        child.observe(seconds)
         if render is not None:
-            self.renders.labels(route, method, str(status)).observe(render)
+            child = self._render_children.get(key) or self._child(
+                self.renders, self._render_children, key, (route, method, str(status))
+            )
+            child.observe(render)
 
     def sql(self, query: str, seconds: float) -> None:
         """Observe the query's duration, labelled by its normalised text."""
-        self.queries.labels(query).observe(seconds)
+        self._child(self.queries, self._query_children, (query,), (query,)).observe(seconds)
 
     def outgoing(self, host: str, method: str, status: str, seconds: float) -> None:
         """Observe an outgoing call's duration, labelled by host, method and status."""
-        self.outgoing_calls.labels(host, method, status).observe(seconds)
+        labels = (host, method, status)
+        self._child(self.outgoing_calls, self._outgoing_children, labels, labels).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """Return the metrics of every worker (or of this process) in the text format, and its type."""

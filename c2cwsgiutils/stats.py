@@ -103,6 +103,9 @@ class StatsSettings(SettingsGroup):
 
 # Keys and names.
 
+_MAX_CACHED_NAMES = 10_000
+"""Names (or keys) a backend remembers; past that, they are made again at each call."""
+
 
 def make_key(key: str | Sequence[Any] | None, more: Iterable[Any] = ()) -> Key:
     """Return the parts of a key given as a list, or as parts (``"sql", "read"``)."""
@@ -191,6 +194,7 @@ class MemoryBackend(Backend):
         self._timers: dict[tuple[Key, Any], list[float]] = {}  # [nb, total, min, max]
         self._gauges: dict[tuple[Key, Any], tuple[float, float]] = {}  # (value, when)
         self._counters: dict[tuple[Key, Any], float] = {}
+        self._request_keys: dict[tuple[str, str, int], tuple[tuple[Key, Any], tuple[Key, Any]]] = {}
 
     @staticmethod
     def _tags_key(tags: Tags) -> Any:
@@ -198,7 +202,21 @@ class MemoryBackend(Backend):
 
     def timer(self, key: Key, seconds: float, tags: Tags = None) -> None:
         """Count the duration in the timer's number, total, minimum and maximum."""
-        full_key = (key, self._tags_key(tags) if tags else None)
+        self._time((key, self._tags_key(tags) if tags else None), seconds)
+
+    def request(self, method: str, route: str, status: int, seconds: float, render: float | None) -> None:
+        """Record a request in the ``route...`` and ``render...`` timers (their keys made once)."""
+        keys = self._request_keys.get((method, route, status))
+        if keys is None:
+            code = str(status)
+            keys = ((("route", method, route, code), None), (("render", method, route, code), None))
+            if len(self._request_keys) < _MAX_CACHED_NAMES:
+                self._request_keys[(method, route, status)] = keys
+        self._time(keys[0], seconds)
+        if render is not None:
+            self._time(keys[1], render)
+
+    def _time(self, full_key: tuple[Key, Any], seconds: float) -> None:
         with self._lock:
             found = self._timers.get(full_key)
             if found is None:
@@ -311,6 +329,7 @@ class StatsdBackend(Backend):
         self._thread_lock = threading.Lock()
         self._stop = threading.Event()
         self._names: dict[Key, str] = {}
+        self._request_names: dict[tuple[str, str, int], tuple[str, str]] = {}
         self._socket: socket.socket | None = None
         self._target: Any = None
         self._resolved_at = 0.0
@@ -324,7 +343,7 @@ class StatsdBackend(Backend):
         name = self._names.get(key)
         if name is None:
             name = self.prefix + ".".join(statsd_part(part) for part in key)
-            if len(self._names) < 10_000:
+            if len(self._names) < _MAX_CACHED_NAMES:
                 self._names[key] = name
         return name
 
@@ -341,7 +360,27 @@ class StatsdBackend(Backend):
 
     def timer(self, key: Key, seconds: float, tags: Tags = None) -> None:
         """Queue ``name:ms|ms``."""
-        self._emit(f"{self.name(key)}:{seconds * 1000:.3f}|ms{self._tags(tags)}")
+        name = self._names.get(key) or self.name(key)
+        self._lines.append(f"{name}:{seconds * 1000:.3f}|ms{self._tags(tags) if tags else self.tags_suffix}")
+        if self._thread is None:
+            self._start()
+
+    def request(self, method: str, route: str, status: int, seconds: float, render: float | None) -> None:
+        """Queue the ``route...`` and ``render...`` timers (their names made once per route and status)."""
+        names = self._request_names.get((method, route, status))
+        if names is None:
+            names = (
+                self.name(("route", method, route, str(status))),
+                self.name(("render", method, route, str(status))),
+            )
+            if len(self._request_names) < _MAX_CACHED_NAMES:
+                self._request_names[(method, route, status)] = names
+        suffix = self.tags_suffix
+        self._lines.append(f"{names[0]}:{seconds * 1000:.3f}|ms{suffix}")
+        if render is not None:
+            self._lines.append(f"{names[1]}:{render * 1000:.3f}|ms{suffix}")
+        if self._thread is None:
+            self._start()
 
     def gauge(self, key: Key, value: float, tags: Tags = None) -> None:
         """Queue ``name:value|g`` (below 0, after a ``0|g``: statsd reads ``-1`` as a change, not a value)."""
@@ -520,7 +559,12 @@ class Timer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        seconds = time.perf_counter() - self._start
+        key = self._key
+        if not key:
+            raise ValueError("a timer needs a key, given to timer() or to stop()")
+        for found in BACKENDS:
+            found.timer(key, seconds, self._tags)
 
 
 def timer(key: str | Sequence[Any] | None = None, *more: Any, tags: Tags = None) -> Timer:

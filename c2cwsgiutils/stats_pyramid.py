@@ -204,6 +204,8 @@ def _record(
     route = request.matched_route
     name = route.name if route is not None else UNMATCHED
     method = request.method
+    if method not in _METHODS:  # any word is a method: each would be a series of its own
+        method = "other"
     for backend in backends:
         backend.request(method, name, status, seconds, render)
 

@@ -118,6 +118,16 @@ def test_automatic_metrics_count_the_status_of_error_views() -> None:
     assert "render/GET/forbidden/403" not in timers  # no renderer ran
 
 
+def test_unusual_methods_are_counted_as_other() -> None:
+    """A client can send any word as the method: it must not make a series of its own."""
+    app = make_app({"c2c.stats_view": "true"})
+    unlinted = webtest.TestApp(app.app, lint=False)  # webtest's lint refuses unknown methods
+    for method in ("PROPFIND", "XYZZY", "GET"):
+        unlinted.request("/api/ping", method=method, expect_errors=True)
+    timers = app.get("/c2c/stats.json").json["timers"]
+    assert {key.split("/")[1] for key in timers if key.startswith("route/")} == {"GET", "other"}
+
+
 def test_stats_json_reset_answers_then_clears() -> None:
     app = make_app({"c2c.stats_view": "true"})
     app.get("/api/ping")
