@@ -109,6 +109,29 @@ class RedisServer:
             self.process = None
 
 
+# The ops views' settings a test process may have in its environment, and their shared state.
+OPS_ENVIRON = (
+    "LOG_VIEW_SECRET",
+    "SQL_PROFILER_SECRET",
+    "DEBUG_VIEW_SECRET",
+    "C2C_BASE_PATH",
+    "C2C_REDIS_URL",
+)
+
+
+@pytest.fixture
+def clean_ops_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No ops settings from the environment, and no broadcast listener or log level left after."""
+    from c2cwsgiutils import broadcast, logging_view
+
+    for name in OPS_ENVIRON:
+        monkeypatch.delenv(name, raising=False)
+    broadcast.BROADCASTER.reset()
+    yield
+    logging_view.OVERRIDES.reset()
+    broadcast.BROADCASTER.reset()
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A private :class:`RedisServer`, started; stopped at teardown."""

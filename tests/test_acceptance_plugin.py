@@ -66,10 +66,12 @@ def test_process_composition_serves_the_ini_with_the_env_of_the_conftest(tmp_pat
         encoding="utf-8",
     )
     (tmp_path / "test_it.py").write_text(
+        "from c2cwsgiutils.acceptance.utils import wait_until\n"
         "def test_ping(connection, composition):\n"
         "    assert composition.kind == 'process'\n"
         "    assert connection.get_json('/api/ping') == {'pong': True}\n"
-        "    assert connection.last_request_id in composition.logs()\n",
+        "    # The access log is written off the request thread, a moment after the answer.\n"
+        "    wait_until(lambda: connection.last_request_id in composition.logs(), 5, 'the access line')\n",
         encoding="utf-8",
     )
     result = run_pytest(tmp_path, "--c2c-app-ini", str(EXAMPLE_APP_INI))

@@ -1,11 +1,8 @@
 """Every ops view answers CORS requests with Allow-Origin * and never with credentials."""
 
-from collections.abc import Iterator
-
 import pytest
 import webtest
 
-from c2cwsgiutils import broadcast, logging_view
 from tests.apps import make_app
 
 ORIGIN = {"Origin": "https://dashboard.example"}
@@ -16,14 +13,7 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("LOG_VIEW_SECRET", "DEBUG_VIEW_SECRET", "C2C_BASE_PATH", "C2C_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    broadcast.BROADCASTER.reset()
-    yield
-    logging_view.OVERRIDES.reset()
-    broadcast.BROADCASTER.reset()
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 @pytest.fixture

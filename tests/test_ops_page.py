@@ -1,14 +1,13 @@
 """The ops page at {C2C_BASE_PATH}/: HTML for a browser, the JSON index for API clients, sign-in."""
 
 import re
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
 
 import orjson
 import pytest
 import webtest
 
-from c2cwsgiutils import auth, broadcast, logging_view
+from c2cwsgiutils import auth
 from tests.apps import make_app
 
 SECRET = "s3cret-value"  # noqa: S105 (made up)
@@ -16,17 +15,9 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 HTML = {"Accept": BROWSER_ACCEPT}
 # webtest talks plain HTTP; the Secure cookie is then sent back as a browser on HTTPS would.
 HTTPS = {"wsgi.url_scheme": "https"}
-SECRET_ENV = ("LOG_VIEW_SECRET", "SQL_PROFILER_SECRET", "DEBUG_VIEW_SECRET", "C2C_BASE_PATH", "C2C_REDIS_URL")
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
-    broadcast.BROADCASTER.reset()
-    yield
-    logging_view.OVERRIDES.reset()
-    broadcast.BROADCASTER.reset()
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """The ops page's session tokens (auth.py): expiry, tampering, and binding to one secret."""
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import webtest
 
-from c2cwsgiutils import auth, broadcast, logging_view
+from c2cwsgiutils import auth
 from tests.apps import make_app
 
 LOG_SECRET = "log-secret"  # noqa: S105 (made up)
@@ -14,14 +13,7 @@ PROFILER_SECRET = "profiler-secret"  # noqa: S105 (made up)
 HTTPS = {"wsgi.url_scheme": "https"}
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("LOG_VIEW_SECRET", "SQL_PROFILER_SECRET", "C2C_BASE_PATH", "C2C_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    broadcast.BROADCASTER.reset()
-    yield
-    logging_view.OVERRIDES.reset()
-    broadcast.BROADCASTER.reset()
+pytestmark = pytest.mark.usefixtures("clean_ops_state")
 
 
 @pytest.fixture

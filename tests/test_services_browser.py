@@ -7,7 +7,6 @@ with ``fetch`` and writes what happened into the page, where the test reads it.
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.stub_server import stub_server
 from tests.browser import save_screenshot, start_chromium
 from tests.fixtures import EXAMPLE_APP_INI
 
@@ -71,14 +71,8 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def page_origin() -> Iterator[str]:
     """The origin of a static server that serves the calling page at any path."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_server(_PageHandler) as url:
+        yield url
 
 
 def run_page(browser: webdriver.Chrome, page_origin: str, app: AppServer) -> dict[str, Any]:

@@ -102,26 +102,12 @@ def _only_app(kind: str, service: str | None) -> None:
         raise CompositionError(f"the {kind} composition has only the service {APP!r}, not {service!r}")
 
 
-class ProcessComposition(BaseComposition):
-    """The app under the real ``c2cwsgiutils_run`` (gunicorn) on a free loopback port.
+class _ServerComposition(BaseComposition):
+    """A composition of the app alone, run by ``self.server`` (an AppServer or an ImageServer)."""
 
-    ``run`` and ``exec`` run a local command with the app's environment.
-    """
-
-    kind = "process"
-
-    def __init__(
-        self,
-        config_file: str | Path,
-        env: Mapping[str, str] | None = None,
-        *,
-        workers: int = 2,
-        start_timeout: float = 60.0,
-        command_timeout: float = 300.0,
-    ) -> None:
-        self.server = AppServer(config_file, env=env, workers=workers)
-        self.start_timeout = start_timeout
-        self.command_timeout = command_timeout
+    server: AppServer | ImageServer
+    start_timeout: float
+    command_timeout: float
 
     @property
     def base_url(self) -> str:
@@ -142,7 +128,39 @@ class ProcessComposition(BaseComposition):
         """Restart one service, or everything, and wait until it is ready again."""
         _only_app(self.kind, service)
         self.server.stop()
-        self.server.start(timeout=self.start_timeout)  # the same port, the same log file
+        self.server.start(timeout=self.start_timeout)  # the same port, the same log
+
+    def logs(self, service: str | None = None) -> str:
+        """Return what the service (or every service) has printed so far."""
+        _only_app(self.kind, service)
+        return self.server.log()
+
+    def close(self) -> None:
+        """Stop and remove everything."""
+        self.server.close()
+
+
+class ProcessComposition(_ServerComposition):
+    """The app under the real ``c2cwsgiutils_run`` (gunicorn) on a free loopback port.
+
+    ``run`` and ``exec`` run a local command with the app's environment.
+    """
+
+    kind = "process"
+    server: AppServer
+
+    def __init__(
+        self,
+        config_file: str | Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        workers: int = 2,
+        start_timeout: float = 60.0,
+        command_timeout: float = 300.0,
+    ) -> None:
+        self.server = AppServer(config_file, env=env, workers=workers)
+        self.start_timeout = start_timeout
+        self.command_timeout = command_timeout
 
     def exec(
         self, service: str, *command: str, env: Mapping[str, str] | None = None
@@ -160,23 +178,15 @@ class ProcessComposition(BaseComposition):
 
     run = exec
 
-    def logs(self, service: str | None = None) -> str:
-        """Return what the service (or every service) has printed so far."""
-        _only_app(self.kind, service)
-        return self.server.log()
 
-    def close(self) -> None:
-        """Stop and remove everything."""
-        self.server.close()
-
-
-class ImageComposition(BaseComposition):
+class ImageComposition(_ServerComposition):
     """The built image's command in a buildah working container on the host network.
 
     ``env`` is added to the image's own environment; the server binds a free loopback port.
     """
 
     kind = "image"
+    server: ImageServer
 
     def __init__(
         self,
@@ -190,27 +200,6 @@ class ImageComposition(BaseComposition):
         self.server.env.update(env or {})
         self.start_timeout = start_timeout
         self.command_timeout = command_timeout
-
-    @property
-    def base_url(self) -> str:
-        """Return the app's URL, without a trailing slash."""
-        return self.server.base_url
-
-    def start(self) -> Self:
-        """Start everything and wait until it is ready."""
-        self.server.start(timeout=self.start_timeout)
-        return self
-
-    def stop(self, service: str | None = None) -> None:
-        """Stop one service, or everything."""
-        _only_app(self.kind, service)
-        self.server.stop()
-
-    def restart(self, service: str | None = None) -> None:
-        """Restart one service, or everything, and wait until it is ready again."""
-        _only_app(self.kind, service)
-        self.server.stop()
-        self.server.start(timeout=self.start_timeout)
 
     def run(
         self, service: str, *command: str, env: Mapping[str, str] | None = None
@@ -227,15 +216,6 @@ class ImageComposition(BaseComposition):
         """Run a command beside the service (see :meth:`BaseComposition.exec`)."""
         _only_app(self.kind, service)
         return self.server.exec(*command, env=env, timeout=self.command_timeout)
-
-    def logs(self, service: str | None = None) -> str:
-        """Return what the service (or every service) has printed so far."""
-        _only_app(self.kind, service)
-        return self.server.log()
-
-    def close(self) -> None:
-        """Stop and remove everything."""
-        self.server.close()
 
 
 class ExternalComposition(BaseComposition):
