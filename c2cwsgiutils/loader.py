@@ -20,6 +20,7 @@ will load it. Also registered as the plaster scheme ``c2c`` (``pserve c2c://prod
 """
 
 import configparser
+import importlib.metadata
 import logging
 import logging.config
 import os
@@ -94,12 +95,42 @@ class Loader(plaster_pastedeploy.Loader):  # type: ignore[misc]
             logging.config.fileConfig(parser, disable_existing_loggers=False)
 
     def app_logger(self, name: str = "main") -> str | None:
-        """Return the top-level package of the app's factory: the logger ``LOG_LEVEL`` applies to."""
+        """Return the top-level package of the app's factory: the logger ``LOG_LEVEL`` applies to.
+
+        Read from the app's section when it names its factory (``use = call:...``, ``use =
+        egg:...``, ``paste.app_factory``), without importing it: the gunicorn master applies the
+        logging configuration too, and a module it imported would be its workers' after a reload.
+        """
         try:
-            module = getattr(self.app_context(name).object, "__module__", None)
+            module = self._factory_module(name)
         except Exception:
-            return None
+            module = None
+        if module is None:
+            try:
+                module = getattr(self.app_context(name).object, "__module__", None)
+            except Exception:
+                return None
         return module.split(".")[0] if isinstance(module, str) else None
+
+    def _factory_module(self, name: str) -> str | None:
+        """Return the module of the ``[app:name]`` section's factory, or None if it says otherwise."""
+        parser = self.logging_parser()
+        section = f"app:{name}"
+        if not parser.has_section(section):
+            return None
+        options = parser[section]
+        if "paste.app_factory" in options:
+            return options["paste.app_factory"].split(":")[0].strip() or None
+        use = options.get("use", "").strip()
+        if use.startswith("call:"):
+            return use.removeprefix("call:").split(":")[0].strip() or None
+        if use.startswith("egg:"):
+            distribution, _, entry = use.removeprefix("egg:").partition("#")
+            found = importlib.metadata.distribution(distribution.strip()).entry_points.select(
+                group="paste.app_factory", name=entry.strip() or "main"
+            )
+            return next((point.module for point in found), None)
+        return None
 
     def app_context(self, name: str = "main") -> Any:
         """Return PasteDeploy's context of the app: what ``get_wsgi_app`` builds, short of calling it."""

@@ -1,5 +1,6 @@
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -302,3 +303,20 @@ def test_app_settings_are_a_dict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TEST_LOADER_URL", "u")
     settings: Any = loader.get_loader(write(tmp_path, APP_INI)).get_settings("app:main")
     assert settings["url"] == "u/x"
+
+
+@pytest.mark.parametrize(
+    ("section", "package"),
+    [
+        ("use = call:not_imported_app.factories:main", "not_imported_app"),
+        ("paste.app_factory = not_imported_app.sub:make", "not_imported_app"),
+    ],
+)
+def test_app_logger_reads_the_factory_module_without_importing_it(
+    tmp_path: Path, section: str, package: str
+) -> None:
+    """The gunicorn master applies the logging set-up too: it must not import the app's code."""
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[app:main]\n{section}\n", encoding="utf-8")
+    assert loader.get_loader(str(ini)).app_logger() == package
+    assert "not_imported_app" not in sys.modules
