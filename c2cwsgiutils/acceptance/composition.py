@@ -13,15 +13,14 @@ import json
 import os
 import subprocess
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from c2cwsgiutils.acceptance.image import ImageServer, run_in_image
 from c2cwsgiutils.acceptance.server import AppServer
-from c2cwsgiutils.acceptance.utils import wait_url
+from c2cwsgiutils.acceptance.utils import Started, wait_url
 
 APP = "app"
 """The name of the app's service in the compositions that hold only the app."""
@@ -38,7 +37,7 @@ class LogsUnavailableError(CompositionError):
     """
 
 
-class BaseComposition(ABC):
+class BaseComposition(Started):
     """What every composition offers to the tests."""
 
     kind = ""
@@ -83,18 +82,6 @@ class BaseComposition(ABC):
     @abstractmethod
     def close(self) -> None:
         """Stop and remove everything (unless told to keep it)."""
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _only_app(kind: str, service: str | None) -> None:

@@ -23,12 +23,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import requests
 
 from c2cwsgiutils.acceptance.server import free_port
+from c2cwsgiutils.acceptance.utils import Started
 
 BUILDAH_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 # Run by this Python inside the container's network namespace: one request, its outcome as JSON.
@@ -82,7 +82,7 @@ def run_in_image(
         buildah("rm", container, check=False)
 
 
-class ImageServer:
+class ImageServer(Started):
     """The image's command (its ``CMD`` unless ``command`` is given) in a fresh working container.
 
     ``env`` is added to the image's environment with ``buildah run -e``; by default the server binds
@@ -242,11 +242,3 @@ class ImageServer:
                 buildah("rm", self.container, check=False)
                 self._created = False
             self._workdir.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

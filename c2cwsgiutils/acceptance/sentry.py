@@ -18,8 +18,9 @@ import json
 import threading
 import time
 import zlib
-from types import TracebackType
 from typing import Any, Self
+
+from c2cwsgiutils.acceptance.utils import Started
 
 
 def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
@@ -40,7 +41,7 @@ def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
     return items
 
 
-class SentryReceiver:
+class SentryReceiver(Started):
     """An HTTP server on a free loopback port that answers like Sentry's envelope endpoint."""
 
     def __init__(self) -> None:
@@ -123,11 +124,3 @@ class SentryReceiver:
         self._closing.set()
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -9,10 +9,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import requests
+
+from c2cwsgiutils import worker_readiness
+from c2cwsgiutils.acceptance.utils import Started
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,7 +43,7 @@ def console_script(name: str) -> str:
     return str(path)
 
 
-class AppServer:
+class AppServer(Started):
     """A gunicorn master started with ``c2cwsgiutils_run``, its log kept in a file.
 
     It runs in a clean environment (:func:`clean_environ`) plus ``env``, so that what the test
@@ -117,9 +119,7 @@ class AppServer:
 
     def worker_pids(self) -> set[int]:
         """Return the pids of the master's live child processes."""
-        master = self.master_pid()
-        children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii")
-        return {int(pid) for pid in children.split()}
+        return worker_readiness.workers(self.master_pid())
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Stop the server gracefully (SIGTERM), killing it after ``timeout``; return its exit code."""
@@ -138,11 +138,3 @@ class AppServer:
         """Stop the server and remove its files."""
         self.stop()
         self._workdir.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -6,11 +6,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Self
 
+from c2cwsgiutils.acceptance.utils import Started
 
-class UdpReceiver:
+
+class UdpReceiver(Started):
     """Collect the datagrams sent to ``127.0.0.1:{port}`` in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -72,11 +73,3 @@ class UdpReceiver:
         if self._thread.is_alive():
             self._thread.join()
         self._socket.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

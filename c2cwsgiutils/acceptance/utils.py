@@ -1,12 +1,41 @@
-"""Waiting helpers for acceptance tests: retry a call until it succeeds, wait for a URL to answer."""
+"""Helpers for acceptance tests: retry a call until it succeeds, wait for a URL, start-and-close."""
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
-from typing import TypeVar
+from types import TracebackType
+from typing import Self, TypeVar
 
 import requests
 
 T = TypeVar("T")
+
+
+class Started(ABC):
+    """Something a test starts and closes: ``with Thing(...) as thing:`` does both.
+
+    If :meth:`start` fails, what it started so far is closed before the error goes on.
+    """
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start it and return it, ready."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop it and free what it holds; harmless when not started."""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def retry(
