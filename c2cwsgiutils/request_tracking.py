@@ -12,7 +12,9 @@ outgoing ``requests`` calls pick it up. A subrequest keeps the ID of the request
 
 import dataclasses
 import os
+import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
@@ -88,15 +90,49 @@ def is_acceptable(value: str) -> bool:
     return _ACCEPTABLE.fullmatch(value) is not None
 
 
+class _RandomBits:
+    """128 random bits at a time from a generator of this module's own, reseeded in forked children.
+
+    Not ``os.urandom``: its system call releases the GIL, and in a gunicorn worker whose threads
+    are busy, winning it back costs a thread switch per request (on the benchmark machine that,
+    more than any Python code, made the toolkit's requests dearer: bench/run.py section 1). A
+    request ID needs to be unique, not unguessable (clients may send their own). The generator is
+    not ``random``'s shared one, which an app may seed (``random.seed(42)``), and is reseeded from
+    the system's entropy after a fork, so that no two workers draw the same IDs.
+    """
+
+    def __init__(self) -> None:
+        self._generator: random.Random | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        generator = self._generator
+        if generator is None:
+            generator = self._start()
+        return generator.getrandbits(128)
+
+    def _start(self) -> random.Random:
+        with self._lock:
+            if self._generator is None:
+                self._generator = random.Random()  # noqa: S311 (unique, not secret: see above)
+                os.register_at_fork(after_in_child=self._generator.seed)
+            return self._generator
+
+
+_random_bits = _RandomBits()
+# The version (4) and variant (RFC 4122) bits of a UUID, over 128 random bits.
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def new_request_id() -> str:
     """Return a random (version 4) UUID as text.
 
     Formatted by hand: ``str(uuid.uuid4())`` costs about 3 µs, a third of the toolkit's budget
     per request.
     """
-    digits = os.urandom(16).hex()
-    variant = "89ab"[int(digits[16], 16) & 3]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+    digits = f"{(_random_bits() & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def request_id_from_environ(environ: Mapping[str, Any], keys: tuple[str, ...]) -> str:

@@ -134,19 +134,39 @@ def test_custom_access_format_gets_its_atoms(access_logger: tuple[ScrubbingLogge
 
 
 def test_full_queue_writes_in_the_callers_thread() -> None:
-    written: list[tuple[int, str]] = []
+    written: list[tuple[list[int], str]] = []
 
-    def write(number: int) -> None:
-        written.append((number, threading.current_thread().name))
+    def write(numbers: list[int]) -> None:
+        written.append((numbers, threading.current_thread().name))
 
-    writer = AccessWriter(write, size=1, interval=60)  # the thread waits: the queue stays full
+    writer = AccessWriter(write, size=2, interval=60)  # the thread waits: the queue stays full
     try:
         writer.put(0)  # queued
-        writer.put(1)  # the queue is full: written here
-        assert written == [(1, threading.current_thread().name)]
+        writer.put(1)  # queued
+        writer.put(2)  # the queue is full: written here
+        assert written == [([2], threading.current_thread().name)]
     finally:
-        writer.close()  # the thread writes what is queued
-    assert written == [(1, threading.current_thread().name), (0, "c2cwsgiutils-access-log")]
+        writer.close()  # the thread writes what is queued, in one batch
+    assert written == [([2], threading.current_thread().name), ([0, 1], "c2cwsgiutils-access-log")]
+
+
+def test_writer_thread_survives_a_failing_batch() -> None:
+    written: list[list[int]] = []
+
+    def write(numbers: list[int]) -> None:
+        if numbers == [0]:
+            raise RuntimeError("the handler broke")
+        written.append(numbers)
+
+    writer = AccessWriter(write, interval=0.01)
+    try:
+        writer.put(0)
+        writer.flush()
+        writer.put(1)
+        writer.flush()
+        assert written == [[1]]
+    finally:
+        writer.close()
 
 
 def test_access_records_queued_at_shutdown_are_written(start_server: StartServer) -> None:

@@ -1,4 +1,6 @@
 import http.server
+import os
+import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -171,6 +173,23 @@ def test_new_request_id_is_a_random_version_4_uuid() -> None:
     assert all(value.version == 4 and value.variant == uuid.RFC_4122 for value in parsed)
     assert [str(value) for value in parsed] == ids
     assert len(set(ids)) == 1000
+
+
+def test_forked_workers_draw_different_request_ids_whatever_the_app_seeds() -> None:
+    """Without a reseed after fork, the child's next ID would be the parent's next one."""
+    request_tracking.new_request_id()  # the generator exists before the fork, as in gunicorn
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: an app seeding random's shared generator changes nothing
+        random.seed(42)
+        os.write(write, request_tracking.new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    assert os.waitpid(pid, 0)[1] == 0
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    random.seed(42)
+    assert request_tracking.new_request_id() != child_id
 
 
 _SEEN_BY_APP_TWEEN: list[str] = []
