@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -229,6 +230,21 @@ def get_status(port: int, path: str, timeout: float = 2.0) -> int | None:
         return None
     finally:
         connection.close()
+
+
+@contextmanager
+def udp_sink() -> Iterator[str]:
+    """Yield the ``host:port`` of a UDP socket that nobody reads, for statsd in in-process measurements.
+
+    A receiving thread in the measured process would take the GIL at each datagram and count in
+    the figures; the kernel queues what is sent here, then drops it once the buffer is full.
+    """
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    try:
+        yield f"127.0.0.1:{sink.getsockname()[1]}"
+    finally:
+        sink.close()
 
 
 @dataclasses.dataclass

@@ -195,14 +195,14 @@ def in_process(budget: Budget, tmp: Path) -> list[Row]:
     del tmp
     import stats as stats_bench  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
 
-    with UdpReceiver() as receiver:
+    with harness.udp_sink() as statsd:
         ops = {
             "c2c.log_view_secret": SECRET,
             "c2c.debug_view_secret": SECRET,
             "c2c.sql_profiler_secret": SECRET,
         }
         everything = {
-            "c2c.statsd_address": receiver.address,
+            "c2c.statsd_address": statsd,
             "c2c.stats_view": "true",
             "c2c.prometheus": "true",
             **ops,
@@ -211,7 +211,7 @@ def in_process(budget: Budget, tmp: Path) -> list[Row]:
             ("everything on", everything, ("<=", 25.0)),
             ("request IDs, JSON errors (defaults)", {}, None),
             ("+ ops views", ops, None),
-            ("+ statsd", {"c2c.statsd_address": receiver.address}, None),
+            ("+ statsd", {"c2c.statsd_address": statsd}, None),
             ("+ in-memory stats", {"c2c.stats_view": "true"}, None),
             ("+ Prometheus", {"c2c.prometheus": "true"}, None),
         ]
@@ -256,8 +256,8 @@ def api_costs(budget: Budget, tmp: Path) -> list[Row]:
 
     rows = []
     calls = budget.calls * 5
-    with UdpReceiver() as receiver:
-        for backend, settings in stats_bench.backends(receiver.address).items():
+    with harness.udp_sink() as statsd:
+        for backend, settings in stats_bench.backends(statsd).items():
             stats_bench.make_app(settings)
             for function, name in (
                 (stats_bench.one_timer, "timer_context"),

@@ -2,6 +2,7 @@
 
 import requests
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -33,7 +34,10 @@ def level_seen_by_a_worker(server: AppServer) -> str:
 
 
 def wait_for_text(driver: webdriver.Chrome, text: str) -> None:
-    WebDriverWait(driver, 20).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+    # Signing in loads a new page: the body found just before may be gone when its text is read.
+    WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: text in d.find_element(By.TAG_NAME, "body").text
+    )
 
 
 def wait_for_script(driver: webdriver.Chrome) -> None:
