@@ -214,6 +214,23 @@ def test_statsd_lines_are_packed_sanitised_and_tagged(udp_receiver: UdpReceiver)
     backend.close()
 
 
+def test_statsd_call_that_fills_a_datagram_sends_it(udp_receiver: UdpReceiver) -> None:
+    """Once the address is resolved, full datagrams leave with the call, not 60 s later with the thread."""
+    backend = stats.StatsdBackend(udp_receiver.address, max_packet=100, flush_interval=60)
+    try:
+        backend.counter(("first",), 1)
+        backend.flush()  # what the thread does first: resolve, send what is queued
+        udp_receiver.wait_for(lambda data: data == b"first:1|c")
+        for index in range(10):  # lines of 10 bytes: the 10th call sends 9 of them (98 bytes)
+            backend.counter(("line", str(index)), 1)
+        datagram = udp_receiver.wait_for(lambda data: data.startswith(b"line.0:"))
+        assert datagram.decode().split("\n") == [f"line.{index}:1|c" for index in range(9)]
+        assert list(backend._lines) == ["line.9:1|c"]
+    finally:
+        backend.close()  # sends the rest
+    assert udp_receiver.wait_for(lambda data: data.startswith(b"line.9:")) == b"line.9:1|c"
+
+
 def test_statsd_that_does_not_resolve_warns_once_and_never_raises(capsys: pytest.CaptureFixture[str]) -> None:
     backend = stats.StatsdBackend("statsd.invalid:8125", flush_interval=60)
     for _ in range(3):
