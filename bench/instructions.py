@@ -48,31 +48,27 @@ CASES: list[tuple[str, bool, dict[str, str]]] = [
 
 def serve(case: int, calls: int) -> None:
     """Build the case's app and call it ``calls`` times (the part run under valgrind)."""
-    import socket  # noqa: PLC0415 (only in the measured process)
-
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-prometheus-"))
     warnings.simplefilter("ignore")
     sys.path.insert(0, str(HERE))
     import foundation  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    import harness  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
     from pyramid.config import Configurator  # noqa: PLC0415
 
     import c2cwsgiutils.pyramid  # noqa: PLC0415
 
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    _, toolkit, extra = CASES[case]
-    settings = {
-        key: value.replace("SINK", f"127.0.0.1:{sink.getsockname()[1]}") for key, value in extra.items()
-    }
-    config = Configurator(settings={**foundation.SETTINGS, **settings})
-    if toolkit:
-        config.include(c2cwsgiutils.pyramid.includeme)
-    config.add_route("ping", "/api/ping")
-    config.add_view(foundation.ping, route_name="ping", request_method="GET")
-    app = config.make_wsgi_app()
-    foundation.time_calls(app, foundation.TEMPLATE, 300)
-    if calls:
-        foundation.time_calls(app, foundation.TEMPLATE, calls)
+    with harness.udp_sink() as statsd:
+        _, toolkit, extra = CASES[case]
+        settings = {key: value.replace("SINK", statsd) for key, value in extra.items()}
+        config = Configurator(settings={**foundation.SETTINGS, **settings})
+        if toolkit:
+            config.include(c2cwsgiutils.pyramid.includeme)
+        config.add_route("ping", "/api/ping")
+        config.add_view(foundation.ping, route_name="ping", request_method="GET")
+        app = config.make_wsgi_app()
+        foundation.time_calls(app, foundation.TEMPLATE, 300)
+        if calls:
+            foundation.time_calls(app, foundation.TEMPLATE, calls)
 
 
 def instructions(case: int, calls: int) -> int:

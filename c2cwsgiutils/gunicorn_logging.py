@@ -97,10 +97,6 @@ class ScrubbingLogger(glogging.Logger):  # type: ignore[misc]
 
     _access_writer: "AccessWriter | None" = None
 
-    def write_access(self, entry: "_AccessEntry") -> None:
-        """Log the access record of ``entry``."""
-        self.write_accesses([entry])
-
     def write_accesses(self, entries: list["_AccessEntry"]) -> None:
         """Log the access records of ``entries``, with one write per stream handler."""
         records = [record for record in map(self.access_record, entries) if record is not None]

@@ -13,6 +13,7 @@ Installed by ``c2cwsgiutils.pyramid``'s include when the app has no routes mappe
 the include comes before the app's first ``add_route``, as usual); otherwise Pyramid's stays.
 """
 
+import os
 from typing import Any
 
 from pyramid.config import Configurator
@@ -34,16 +35,6 @@ def literal_start(pattern: Any) -> str:
     return str(pattern[:end])
 
 
-def _common_start(first: str, second: str) -> str:
-    """Return the characters both texts start with (not path segments: ``/c2c`` and ``/c2cx`` share 4)."""
-    length = 0
-    for one, other in zip(first, second, strict=False):
-        if one != other:
-            break
-        length += 1
-    return first[:length]
-
-
 _Group = tuple[str, list[Route]]
 
 
@@ -52,8 +43,7 @@ class PrefixRoutesMapper(RoutesMapper):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        self._groups: list[_Group] | None = None
-        self._grouped: list[Route] = []
+        self._groups: list[_Group] | None = None  # made again after each connect
 
     def connect(self, *args: Any, **kwargs: Any) -> Route:
         """Add (or replace) a route, as Pyramid does; the groups are made again."""
@@ -63,17 +53,18 @@ class PrefixRoutesMapper(RoutesMapper):  # type: ignore[misc]
     def groups(self) -> list[_Group]:
         """Return the routes in order, in groups of consecutive routes sharing a literal start."""
         groups = self._groups
-        if groups is None or self._grouped != self.routelist:
+        if groups is None:
             groups = []
             for route in self.routelist:
                 start = literal_start(route.pattern)
                 if groups:
-                    common = _common_start(groups[-1][0], start)
+                    # Character by character (/c2c and /c2cx share /c2c), which is what is wanted.
+                    common = os.path.commonprefix([groups[-1][0], start])  # noqa: RUF071
                     if len(common) > 1:
                         groups[-1] = (common, [*groups[-1][1], route])
                         continue
                 groups.append((start, [route]))
-            self._groups, self._grouped = groups, list(self.routelist)
+            self._groups = groups
         return groups
 
     def __call__(self, request: Request) -> dict[str, Any]:

@@ -460,13 +460,6 @@ class StatsdBackend(Backend):
             current.append(line)
         return b"\n".join(current) if current else None
 
-    def packets(self) -> list[bytes]:
-        """Take the queued lines and pack them into datagrams."""
-        packets: list[bytes] = []
-        while (packet := self._packet()) is not None:
-            packets.append(packet)
-        return packets
-
     def _send_one(self) -> None:
         """Send a datagram of queued lines from the caller's thread, if the address is resolved."""
         self._queued = 0

@@ -129,7 +129,7 @@ def test_access_record_is_written_by_the_writer_thread_with_the_request_thread_n
 def test_custom_access_format_gets_its_atoms(access_logger: tuple[ScrubbingLogger, Collector]) -> None:
     logger, collector = access_logger
     logger.cfg.set("access_log_format", "%(m)s %({x-request-id}o)s %(D)s %(q)s %(nothing)s")
-    logger.write_access(entry())
+    logger.write_accesses([entry()])
     assert collector.records[0][1] == 'GET from-the-response 1002345 secret=***&q=\\"quoted\\" -'
 
 
