@@ -75,9 +75,11 @@ class Router:
         method = request.method
         if self.force_master or self.force_slave:
             route = f"{method} {request.path}"
-            if any(pattern.fullmatch(route) for pattern in self.force_master):
+            # re.match, as the original: a pattern matches the start, "GET /api/admin" covers
+            # "GET /api/admin/x" (end it with "$" to match one path only).
+            if any(pattern.match(route) for pattern in self.force_master):
                 return self.primary
-            if any(pattern.fullmatch(route) for pattern in self.force_slave):
+            if any(pattern.match(route) for pattern in self.force_slave):
                 return self.replica
         return self.replica if method in self.READ_METHODS else self.primary
 

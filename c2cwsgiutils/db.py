@@ -14,6 +14,7 @@ request's transaction runs.
 """
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,19 +83,23 @@ def setup_session(
     """Make a session on the primary (``master_prefix.*`` settings) and the replica (``slave_prefix.*``).
 
     Return ``(session factory, primary engine, replica engine)``; the factory is a
-    ``scoped_session``, removed at the end of each request. Without a replica prefix, or with the
-    same URL, both engines are the same one. ``force_master`` and ``force_slave`` are regular
-    expressions matched on the whole ``"METHOD /path"`` of a request.
+    ``scoped_session`` joined to the transaction manager (``pyramid_tm`` commits after the view,
+    ``transaction.manager`` outside requests), removed at the end of each request. Without a
+    replica prefix, or with the same URL, both engines are the same one. ``force_master`` and
+    ``force_slave`` are regular expressions matched at the start of ``"METHOD /path"``.
     """
-    extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
+    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
+    zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "c2cwsgiutils.db.setup_session")
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
     from c2cwsgiutils import _db_routing  # noqa: PLC0415
 
-    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
     factory: scoped_session[Session] = scoped_session(
         sessionmaker(class_=_db_routing.RoutingSession, router=router)
     )
+    # As the original: the session joins the transaction manager, so that pyramid_tm commits what
+    # a view wrote (or rolls it back when the view fails). Registered once, on the factory.
+    zope_sqlalchemy.register(factory, transaction_manager=_RequestTransactionManager())
     scoped = config.registry.get(_SCOPED_SESSIONS_KEY)
     if scoped is None:
         scoped = config.registry[_SCOPED_SESSIONS_KEY] = []
@@ -124,17 +129,21 @@ def setup_request_session(
     Return ``(sessionmaker, primary engine, replica engine)``. Outside requests (scripts), the
     sessionmaker's sessions join the thread's ``transaction.manager``: ``with transaction.manager:``.
     """
-    extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
+    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
+    return _add_request_session(config, router, name), router.primary, router.replica
+
+
+def _add_request_session(config: Configurator, router: "Router", name: str) -> "sessionmaker[Session]":
+    """Add ``request.<name>`` on ``router``; return its sessionmaker, joined to the request's transaction."""
     zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "request.dbsession")
     extras.require("pyramid_tm", "db", "request.dbsession")
     from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
 
     from c2cwsgiutils import _db_routing  # noqa: PLC0415
 
-    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
     factory: sessionmaker[Session] = sessionmaker(class_=_db_routing.RoutingSession, router=router)
     # Registered once, on the sessionmaker: registering each session would cost SQLAlchemy's
-    # per-instance event set-up (about 0.2 ms) in every request that uses it.
+    # per-instance event set-up in every request that uses it.
     zope_sqlalchemy.register(factory, transaction_manager=_RequestTransactionManager())
     config.include("pyramid_tm")
 
@@ -148,7 +157,7 @@ def setup_request_session(
     # Reified: made on first use only. pyramid_tm's request.tm is reified too, so Pyramid already
     # builds the per-request class this needs: one more property adds next to nothing.
     config.add_request_method(request_session, name, reify=True)
-    return factory, router.primary, router.replica
+    return factory
 
 
 class _RequestTransactionManager:
@@ -175,6 +184,7 @@ def _make_router(
     force_slave: Iterable[str] | None,
 ) -> "Router":
     """Make the router of a session; the engines are made once per prefix, so sessions share them."""
+    extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
     import sqlalchemy  # noqa: PLC0415
 
     from c2cwsgiutils import _db_routing  # noqa: PLC0415
@@ -264,10 +274,78 @@ def engine_of(
     return "primary"
 
 
+# The later upstream API (c2cwsgiutils 4 to 6): thin forms of the above.
+
+
+def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> "Engine":
+    """Make an engine from the settings under ``prefix`` (pre-pinging, as ours do)."""
+    extras.require("sqlalchemy", "db", "c2cwsgiutils.db.get_engine")
+    import sqlalchemy  # noqa: PLC0415
+
+    return sqlalchemy.engine_from_config(_engine_options(settings, prefix), prefix=prefix)
+
+
+def get_session_factory(engine: "Engine") -> "sessionmaker[Session]":
+    """Make a plain sessionmaker on ``engine``."""
+    from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
+
+    return sessionmaker(bind=engine)
+
+
+def get_tm_session(
+    session_factory: "Callable[[], Session]", transaction_manager: Any, request: Request | None = None
+) -> "Session":
+    """Make a session of ``session_factory`` joined to ``transaction_manager``.
+
+    In a script: ``with transaction.manager: get_tm_session(factory, transaction.manager).add(...)``.
+    ``request`` is taken for upstream's ``get_tm_session_pyramid`` form; the routing reads the
+    request being served by itself.
+    """
+    zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "c2cwsgiutils.db.get_tm_session")
+    session = session_factory()
+    zope_sqlalchemy.register(session, transaction_manager=transaction_manager)
+    return session
+
+
+get_tm_session_pyramid = get_tm_session
+
+
+def init(
+    config: Configurator,
+    master_prefix: str,
+    slave_prefix: str | None = None,
+    force_master: Iterable[str] | None = None,
+    force_slave: Iterable[str] | None = None,
+) -> "sessionmaker[Session]":
+    """Add ``request.dbsession``, as :func:`setup_request_session` does; return a session factory.
+
+    Upstream's later form. The factory is the same routing sessionmaker, not joined to any
+    transaction manager, for scripts: :func:`get_tm_session` joins its sessions to one. It is also
+    ``config.registry["dbsession_factory"]``. pyramid_tm runs in explicit mode (upstream's
+    ``tm.manager_hook``) unless the settings name another manager.
+    """
+    from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
+
+    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+
+    config.get_settings().setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
+    router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
+    _add_request_session(config, router, "dbsession")
+    factory: sessionmaker[Session] = sessionmaker(class_=_db_routing.RoutingSession, router=router)
+    config.registry["dbsession_factory"] = factory
+    return factory
+
+
 def includeme(config: Configurator) -> None:
-    """Switch on the SQL request IDs when ``C2C_SQL_REQUEST_ID`` is on (SQLAlchemy is needed only then)."""
+    """Include ``pyramid_tm`` when the ``db`` extra is installed; switch on the SQL request IDs.
+
+    The original's include brought ``pyramid_tm`` in, and its apps rely on it to commit what
+    their views write. SQLAlchemy itself is imported only for ``C2C_SQL_REQUEST_ID``.
+    """
     if not first_time(config, "db"):
         return
+    if all(importlib.util.find_spec(name) is not None for name in ("sqlalchemy", "pyramid_tm")):
+        config.include("pyramid_tm")
     if DbSettings.of(config).sql_request_id:
         extras.require("sqlalchemy", "db", "C2C_SQL_REQUEST_ID")
         from c2cwsgiutils import _db_routing  # noqa: PLC0415

@@ -212,10 +212,12 @@ class ErrorViews:
         # The request ID is a field of the record (and in the console format), not of the text.
         LOG.error("%s failed", describe(request), exc_info=exc, extra=log_extra(request))
         if self.development:
+            # The original's message is str(exception); the type has a field of its own.
             body = error_body(
                 request,
                 500,
-                f"{type(exc).__name__}: {exc}",
+                str(exc),
+                exception=type(exc).__name__,
                 stacktrace=traceback.format_exception(exc),
             )
         else:

@@ -39,7 +39,6 @@ class DbApp:
         primary_url: str,
         replica_url: str | None,
         *,
-        tm: bool = False,
         settings: dict[str, Any] | None = None,
         **routing: Any,
     ) -> None:
@@ -48,19 +47,17 @@ class DbApp:
             all_settings["sqlalchemy_slave.url"] = replica_url
         config = Configurator(settings=all_settings)
         config.include("c2cwsgiutils.pyramid")
-        if tm:
-            config.include("pyramid_tm")
         self.session, self.primary, self.replica = setup_session(
             config, "sqlalchemy", "sqlalchemy_slave", **routing
         )
-        if tm:
-            zope.sqlalchemy.register(self.session)
         self.views: dict[str, Callable[[Request], Any]] = {
             "where": self.where,
             "write": self.write,
             "add_then_read": self.add_then_read,
             "lock": self.lock,
             "tm_add": self.tm_add,
+            "add_twice": self.add_twice,
+            "fail_after_flush": self.fail_after_flush,
             "app_name": self.app_name,
             "sleep": self.sleep,
         }
@@ -76,7 +73,8 @@ class DbApp:
         """Write through the session's connection: no statement for the routing to look at."""
         session = self.session()
         session.connection().execute(insert(Item).values(value=request.params["value"]))
-        session.commit()
+        # zope.sqlalchemy cannot see a write through the connection: say it, or it is rolled back.
+        zope.sqlalchemy.mark_changed(session)
         return {"ok": True}
 
     def add_then_read(self, request: Request) -> dict[str, Any]:
@@ -87,7 +85,6 @@ class DbApp:
         session.flush()
         found = session.scalar(select(func.count()).select_from(Item).where(Item.value == value))
         after = in_recovery(session)
-        session.commit()
         return {"before": before, "after": after, "found": found}
 
     def lock(self, request: Request) -> dict[str, Any]:
@@ -98,6 +95,19 @@ class DbApp:
     def tm_add(self, request: Request) -> dict[str, Any]:
         self.session().add(Item(value=request.params["value"]))
         return {"ok": True}
+
+    def add_twice(self, request: Request) -> dict[str, Any]:
+        """Add a fresh value, then a value twice: the unique constraint breaks at commit time."""
+        session = self.session()
+        session.add(Item(value=request.params["fresh"]))
+        session.add_all([Item(value=request.params["value"]), Item(value=request.params["value"])])
+        return {"ok": True}
+
+    def fail_after_flush(self, request: Request) -> dict[str, Any]:
+        session = self.session()
+        session.add(Item(value=request.params["value"]))
+        session.flush()
+        raise RuntimeError("failing after the flush")
 
     def app_name(self, request: Request) -> dict[str, Any]:
         return {"application_name": self.session().scalar(text("SELECT current_setting('application_name')"))}
@@ -160,16 +170,25 @@ def test_read_only_error_is_postgresql_s(db_app: DbApp, caplog: pytest.LogCaptur
 def test_force_master_sends_a_matching_get_to_the_primary(
     make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
 ) -> None:
+    """The GET's write (through the connection, marked changed) is committed on the primary."""
     app = make_app(postgres_url, postgres_replica_url, force_master=[r"GET /wr.te"])
     value = unique()
     assert app.app.get(f"/write?value={value}").json == {"ok": True}
     assert primary_has(postgres_url, value)
 
 
-def test_force_patterns_match_the_whole_method_and_path(
+def test_force_patterns_match_the_start_of_method_and_path_as_the_original(
     make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
 ) -> None:
+    """The original used ``re.match``: ``"GET /wher"`` covers ``/where`` (and ``/where/x``)."""
     app = make_app(postgres_url, postgres_replica_url, force_master=[r"GET /wher"])
+    assert app.app.get("/where").json["in_recovery"] is False
+
+
+def test_force_pattern_ending_with_a_dollar_matches_one_path(
+    make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
+) -> None:
+    app = make_app(postgres_url, postgres_replica_url, force_master=[r"GET /wher$"])
     assert app.app.get("/where").json["in_recovery"] is True
 
 
@@ -226,9 +245,29 @@ def test_session_is_removed_at_the_end_of_each_request(db_app: DbApp) -> None:
     assert not db_app.session.registry.has()
 
 
-def test_uncommitted_work_is_not_kept_without_a_transaction_manager(db_app: DbApp, postgres_url: str) -> None:
+# Transactions: pyramid_tm commits what a view wrote, as with the original
+
+
+def test_a_post_s_write_is_committed_after_the_view(db_app: DbApp, postgres_url: str) -> None:
     value = unique()
     db_app.app.post(f"/tm_add?value={value}")
+    assert primary_has(postgres_url, value)  # a new connection sees it
+
+
+def test_a_unique_violation_found_at_commit_is_a_400_and_nothing_is_stored(
+    db_app: DbApp, postgres_url: str
+) -> None:
+    fresh, value = unique(), unique()
+    response = db_app.app.post(f"/add_twice?fresh={fresh}&value={value}", status=400)
+    assert response.json["status"] == 400
+    assert "duplicate key" in response.json["message"]
+    assert not primary_has(postgres_url, fresh)
+    assert not primary_has(postgres_url, value)
+
+
+def test_an_exception_after_a_flush_stores_nothing(db_app: DbApp, postgres_url: str) -> None:
+    value = unique()
+    db_app.app.post(f"/fail_after_flush?value={value}", status=500)
     assert not primary_has(postgres_url, value)
 
 
@@ -305,10 +344,10 @@ def test_use_engine_picks_the_replica_outside_requests(db_app: DbApp) -> None:
 # pyramid_tm + zope.sqlalchemy
 
 
-def test_with_pyramid_tm_the_transaction_manager_commits(
+def test_the_transaction_manager_commits_and_the_next_get_reads_the_replica(
     make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
 ) -> None:
-    app = make_app(postgres_url, postgres_replica_url, tm=True)
+    app = make_app(postgres_url, postgres_replica_url)
     value = unique()
     app.app.post(f"/tm_add?value={value}")
     assert primary_has(postgres_url, value)
@@ -316,19 +355,19 @@ def test_with_pyramid_tm_the_transaction_manager_commits(
     assert not app.session.registry.has()
 
 
-def test_with_pyramid_tm_a_get_that_adds_writes_on_the_primary(
+def test_a_get_that_adds_writes_on_the_primary(
     make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
 ) -> None:
-    app = make_app(postgres_url, postgres_replica_url, tm=True)
+    app = make_app(postgres_url, postgres_replica_url)
     value = unique()
     app.app.get(f"/tm_add?value={value}")
     assert primary_has(postgres_url, value)
 
 
-def test_with_zope_sqlalchemy_outside_requests(
+def test_outside_requests_the_session_joins_the_thread_s_transaction(
     make_app: Callable[..., DbApp], postgres_url: str, postgres_replica_url: str
 ) -> None:
-    app = make_app(postgres_url, postgres_replica_url, tm=True)
+    app = make_app(postgres_url, postgres_replica_url)
     value = unique()
     with transaction.manager:
         app.session().add(Item(value=value))

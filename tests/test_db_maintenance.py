@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import webtest
+import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.request import Request
 from sqlalchemy import insert, text
@@ -64,21 +65,21 @@ class MaintenanceApp:
     def add(self, request: Request) -> dict[str, Any]:
         session = self.session()
         session.add(Item(value=request.params["value"]))
-        session.commit()
+        session.flush()
         return {"ok": True}
 
     def add_text(self, request: Request) -> dict[str, Any]:
         session = self.session()
         statement = text("INSERT INTO c2c_db_test_item (value) VALUES (:value)")
         session.execute(statement, {"value": request.params["value"]})
-        session.commit()
+        zope.sqlalchemy.mark_changed(session)
         return {"ok": True}
 
     def write_raw(self, request: Request) -> dict[str, Any]:
         """Write through the session's connection: no statement for the routing to look at."""
         session = self.session()
         session.connection().execute(insert(Item).values(value=request.params["value"]))
-        session.commit()
+        zope.sqlalchemy.mark_changed(session)
         return {"ok": True}
 
     def tm_add(self, request: Request) -> dict[str, Any]:

@@ -226,3 +226,38 @@ def test_health_check_of_the_request_session_checks_both_engines(
         primary.dispose()
         replica.dispose()
         broadcast.BROADCASTER.reset()
+
+
+@pytest.mark.parametrize("manager_hook", [None, "pyramid_tm.explicit_manager"])
+@pytest.mark.parametrize("fail", [False, True])
+def test_both_kinds_of_session_join_one_transaction_per_request(
+    postgres_url: str, postgres_replica_url: str, table: str, manager_hook: str | None, fail: bool
+) -> None:
+    """Writes through setup_session's DBSession and request.dbsession commit or roll back together."""
+    settings = {"sqlalchemy.url": postgres_url, "sqlalchemy_slave.url": postgres_replica_url}
+    if manager_hook:
+        settings["tm.manager_hook"] = manager_hook
+    config = Configurator(settings=settings)
+    config.include("c2cwsgiutils.pyramid")
+    scoped, primary, replica = setup_session(config, "sqlalchemy", "sqlalchemy_slave")
+    setup_request_session(config, "sqlalchemy", "sqlalchemy_slave")
+
+    def both(request: Request) -> dict[str, Any]:
+        scoped().add(Item(value=request.params["old"]))
+        request.dbsession.add(Item(value=request.params["new"]))
+        request.dbsession.flush()
+        if request.params.get("fail"):
+            raise httpexceptions.HTTPConflict("both are rolled back")
+        return {"ok": True}
+
+    config.add_route("both", "/both")
+    config.add_view(both, route_name="both", renderer="json", request_method="POST")
+    app = webtest.TestApp(config.make_wsgi_app())
+    old, new = unique(), unique()
+    try:
+        app.post(f"/both?old={old}&new={new}{'&fail=1' if fail else ''}", status=409 if fail else 200)
+        assert (primary_has(postgres_url, old), primary_has(postgres_url, new)) == (not fail, not fail)
+    finally:
+        primary.dispose()
+        replica.dispose()
+        broadcast.BROADCASTER.reset()

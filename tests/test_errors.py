@@ -104,8 +104,15 @@ def test_unexpected_error_body_carries_the_request_id(app: Any) -> None:
 def test_development_mode_adds_the_stacktrace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEVELOPMENT", "1")
     response = make_app({"crash": raise_runtime_error}).get("/crash", status=500)
-    assert "RuntimeError: boom: secret internals" in response.json["message"]
     assert any("raise_runtime_error" in line for line in response.json["stacktrace"])
+
+
+def test_development_message_is_the_exception_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The original's ``message`` was ``str(exception)``: ``boom``, not ``RuntimeError: boom``."""
+    monkeypatch.setenv("DEVELOPMENT", "1")
+    response = make_app({"crash": raise_runtime_error}).get("/crash", status=500)
+    assert response.json["message"] == "boom: secret internals"
+    assert response.json["exception"] == "RuntimeError"
 
 
 def test_unexpected_error_is_logged_once_with_request_id(app: Any, caplog: pytest.LogCaptureFixture) -> None:

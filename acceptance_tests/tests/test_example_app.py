@@ -171,5 +171,6 @@ def test_development_mode_returns_the_stacktrace(postgres_url: str) -> None:
         Connection(app.base_url) as connection,
     ):
         body = connection.get_json("/api/error", expected_status=500)
-    assert body["message"] == "RuntimeError: failure on demand"
+    assert body["message"] == "failure on demand"
+    assert body["exception"] == "RuntimeError"
     assert any("failure on demand" in line for line in body["stacktrace"])

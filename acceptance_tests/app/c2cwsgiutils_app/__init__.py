@@ -52,8 +52,8 @@ def main(global_config: dict[str, str], **settings: Any) -> Any:
         config, "sqlalchemy", "sqlalchemy_slave", force_master=[r"GET /api/hello/forced_write"]
     )
     models.create_tables(primary)
-    # New code: request.dbsession, one session per request committed by pyramid_tm, routed as
-    # DBSession (same engines); the views above it keep DBSession and commit themselves.
+    # New code: request.dbsession, one session per request, routed as DBSession (same engines).
+    # Both join the request's transaction: pyramid_tm commits what the views wrote after them.
     setup_request_session(config, "sqlalchemy", "sqlalchemy_slave")
     _add_health_checks(config, settings.get("app.alembic_ini") or os.path.join(here, "alembic.ini"))
     config.include("c2cwsgiutils_app.views")
