@@ -4,6 +4,7 @@ Imported only once a database feature is set up (it needs the ``db`` extra).
 """
 
 import logging
+import math
 import re
 import threading
 import time
@@ -177,21 +178,38 @@ def listen_read_only_errors(engine: Engine) -> None:
         event.listen(engine, "handle_error", _read_only_error)
 
 
+def connect_timeout_args(url: sqlalchemy.URL, timeout: float) -> dict[str, Any]:
+    """Return the ``connect_args`` that bound the time to connect, unless the URL sets its own.
+
+    libpq's ``connect_timeout`` (psycopg and psycopg2), in whole seconds (at least 2, as libpq
+    takes no less); without it, a server that accepts TCP and never answers holds a connection
+    attempt for minutes.
+    """
+    if url.get_backend_name() != "postgresql" or "connect_timeout" in url.query:
+        return {}
+    return {"connect_timeout": max(2, math.ceil(timeout))}
+
+
 class ReplicaFallback:
     """Lets the replica engine's pool connect to the primary while the replica cannot be reached.
 
-    Connections made that way are marked; once ``retry`` seconds have passed, the next checkout of
-    one of them discards it, so that a new connection tries the replica again.
+    A connection to the replica that fails (or times out: the engines connect with a timeout)
+    marks it down. While it is down, the pool connects to the primary at once, and a background
+    thread, not a request, tries the replica every ``retry`` seconds; once it answers, the next
+    checkout of each connection made to the primary discards it, so that a new one goes to the
+    replica again.
     """
 
-    def __init__(self, replica: Engine, primary: Engine, retry: float) -> None:
+    def __init__(self, replica: Engine, primary: Engine, retry: float, connect_timeout: float) -> None:
         self.retry = retry
-        self.primary_args = primary.dialect.create_connect_args(primary.url)
+        primary_cargs, primary_cparams = primary.dialect.create_connect_args(primary.url)
+        primary_cparams.update(connect_timeout_args(primary.url, connect_timeout))
+        self.primary_args = (primary_cargs, primary_cparams)
         self.replica_url = replica.url.render_as_string(hide_password=True)
         self.lock = threading.Lock()
         self.down_since: float | None = None
-        self.next_probe = 0.0
         self.last_warning = 0.0
+        self._prober: threading.Thread | None = None
         event.listen(replica, "do_connect", self.do_connect)
         event.listen(replica, "checkout", self.checkout)
 
@@ -200,18 +218,14 @@ class ReplicaFallback:
         """Say whether the replica was found unreachable and has not answered since."""
         return self.down_since is not None
 
-    def _probe_due(self) -> bool:
-        return self.down_since is None or time.monotonic() >= self.next_probe
-
     def do_connect(self, dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         """Connect to the replica, or to the primary when the replica does not answer."""
-        if self._probe_due():
+        if not self.down:
             try:
                 connection = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as error:
-                self._mark_down(error)
+                self._mark_down(error, dialect, cargs, cparams)
             else:
-                self._mark_up()
                 conn_rec.info.pop(FALLBACK, None)
                 return connection
         conn_rec.info[FALLBACK] = True
@@ -219,21 +233,29 @@ class ReplicaFallback:
         return dialect.connect(*primary_cargs, **primary_cparams)
 
     def checkout(self, dbapi_connection: Any, conn_rec: Any, proxy: Any) -> None:
-        """Discard a connection to the primary once it is time to try the replica again."""
-        if conn_rec.info.get(FALLBACK) and self._probe_due():
-            raise exc.DisconnectionError("time to try the replica again")
+        """Discard a connection to the primary once the replica answers again."""
+        if conn_rec.info.get(FALLBACK) and not self.down:
+            raise exc.DisconnectionError("the replica answers again")
 
-    def _mark_down(self, error: Exception) -> None:
+    def _mark_down(self, error: Exception, dialect: Any, cargs: Any, cparams: Any) -> None:
         now = time.monotonic()
         with self.lock:
             first = self.down_since is None
             if first:
                 self.down_since = now
-            self.next_probe = now + self.retry
             warn = first or now - self.last_warning >= WARNING_INTERVAL
             if warn:
                 self.last_warning = now
             since = now - (self.down_since or now)
+            # One prober per process (a forked worker does not inherit the parent's thread).
+            if self._prober is None or not self._prober.is_alive():
+                self._prober = threading.Thread(
+                    target=self._probe_until_up,
+                    args=(dialect, cargs, cparams),
+                    name="c2cwsgiutils-replica-probe",
+                    daemon=True,
+                )
+                self._prober.start()
         if warn:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             LOG.warning(
@@ -244,6 +266,18 @@ class ReplicaFallback:
                 since,
                 self.retry,
             )
+
+    def _probe_until_up(self, dialect: Any, cargs: Any, cparams: Any) -> None:
+        """Try the replica every ``retry`` seconds, off the request path, until it answers."""
+        while True:
+            time.sleep(self.retry)
+            try:
+                dialect.connect(*cargs, **cparams).close()
+            except Exception as error:  # whatever it is, the replica is not usable yet
+                self._mark_down(error, dialect, cargs, cparams)
+            else:
+                self._mark_up()
+                return
 
     def _mark_up(self) -> None:
         with self.lock:

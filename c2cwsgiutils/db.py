@@ -60,17 +60,33 @@ class DbSettings(SettingsGroup):
         "c2c.db_replica_retry",
         10.0,
         "While the replica does not answer, reads go to the primary; this is how often a worker tries "
-        "the replica again (a duration).",
+        "the replica again, in a thread of its own (a duration).",
         parse=parse_positive_duration,
         default_doc="`10s`",
     )
+    connect_timeout: float = setting(
+        "C2C_DB_CONNECT_TIMEOUT",
+        "c2c.db_connect_timeout",
+        5.0,
+        "How long a connection to PostgreSQL may take before it fails (libpq's `connect_timeout`, "
+        "whole seconds, at least 2), unless the URL sets `connect_timeout`: a replica that does not "
+        "answer delays the requests that find it so by at most this, then reads go to the primary.",
+        parse=parse_positive_duration,
+        default_doc="`5s`",
+    )
 
 
-def _engine_options(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
+def _make_engine(settings: dict[str, Any], prefix: str, connect_timeout: float) -> "Engine":
+    """Make the engine of the settings under ``prefix`` (``"sqlalchemy."``), with our defaults."""
+    import sqlalchemy  # noqa: PLC0415
+
+    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+
     options = {key: value for key, value in settings.items() if key.startswith(prefix)}
     # Stale pooled connections (a restarted server) are detected at checkout unless told otherwise.
     options.setdefault(prefix + "pool_pre_ping", "true")
-    return options
+    timeout = _db_routing.connect_timeout_args(sqlalchemy.make_url(options[prefix + "url"]), connect_timeout)
+    return sqlalchemy.engine_from_config(options, prefix=prefix, connect_args=timeout)
 
 
 def setup_session(
@@ -192,14 +208,13 @@ def _make_router(
     config.include("c2cwsgiutils.db")
     config.include("c2cwsgiutils.db_maintenance")
     settings = config.get_settings()
+    db_settings = DbSettings.of(config)
     engines: dict[str, Engine] = config.registry.setdefault(ENGINES_KEY, {})
     made: list[str] = []
 
     def engine(prefix: str) -> "Engine":
         if prefix not in engines:
-            engines[prefix] = sqlalchemy.engine_from_config(
-                _engine_options(settings, prefix + "."), prefix=prefix + "."
-            )
+            engines[prefix] = _make_engine(settings, prefix + ".", db_settings.connect_timeout)
             made.append(prefix)
         return engines[prefix]
 
@@ -210,7 +225,9 @@ def _make_router(
         if slave_prefix not in made:
             pass  # made by an earlier session, with its fallback
         elif type(replica.dialect) is type(primary.dialect):
-            _db_routing.ReplicaFallback(replica, primary, DbSettings.of(config).replica_retry)
+            _db_routing.ReplicaFallback(
+                replica, primary, db_settings.replica_retry, db_settings.connect_timeout
+            )
         else:
             _db_routing.LOG.warning(
                 "%s and %s use different drivers: reads will not fall back to the primary "
@@ -278,11 +295,9 @@ def engine_of(
 
 
 def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> "Engine":
-    """Make an engine from the settings under ``prefix`` (pre-pinging, as ours do)."""
+    """Make an engine from the settings under ``prefix``, with our defaults (pre-ping, connect timeout)."""
     extras.require("sqlalchemy", "db", "c2cwsgiutils.db.get_engine")
-    import sqlalchemy  # noqa: PLC0415
-
-    return sqlalchemy.engine_from_config(_engine_options(settings, prefix), prefix=prefix)
+    return _make_engine(settings, prefix, DbSettings.resolve(settings).connect_timeout)
 
 
 def get_session_factory(engine: "Engine") -> "sessionmaker[Session]":

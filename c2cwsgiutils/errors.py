@@ -154,8 +154,9 @@ class ErrorViews:
     def unreadable_request(self, exc: Exception, request: Request) -> Response:
         """Answer 400 to a request whose query string or body cannot be decoded as it says.
 
-        Registered for ValueError, LookupError and RecursionError (JSON nested too deeply for
-        the parser): anything else of those types, raised outside the request parsers, is an
+        Registered for ValueError, LookupError, RecursionError (JSON nested too deeply for the
+        parser) and DeprecationWarning (WebOb's refusal of a form in another charset than
+        UTF-8): anything else of those types, raised outside the request parsers, is an
         unexpected error.
         """
         if not raised_in(exc, _REQUEST_READERS):
@@ -168,6 +169,8 @@ class ErrorViews:
             message = f"the request names an unknown charset: {exc}"
         elif isinstance(exc, RecursionError):
             message = "the request body is nested too deeply"
+        elif isinstance(exc, DeprecationWarning):
+            message = "the request's form must be sent in UTF-8"
         else:
             message = f"the request cannot be read: {exc}"
         LOG.info("%s: %s", describe(request), message, extra=log_extra(request))
@@ -257,7 +260,7 @@ def includeme(config: Configurator) -> None:
     views = ErrorViews(ErrorsSettings.of(config))
     config.add_exception_view(views.http_exception, context=HTTPException)
     config.add_exception_view(views.bad_url, context=URLDecodeError)
-    for context in (ValueError, LookupError, RecursionError):
+    for context in (ValueError, LookupError, RecursionError, DeprecationWarning):
         config.add_exception_view(views.unreadable_request, context=context)
     config.add_exception_view(views.connection_error, context=ConnectionError)
     config.add_exception_view(views.client_disconnected, context=DisconnectionError)

@@ -5,6 +5,7 @@ true: that is how these tests see which server a statement reached.
 """
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -433,6 +434,42 @@ def test_application_name_is_not_set_when_off(db_app: DbApp) -> None:
     request_id = unique()
     answer = db_app.app.get("/app_name", headers={"X-Request-ID": request_id}).json
     assert answer["application_name"] != request_id
+
+
+# A replica that accepts TCP and never answers (a frozen server, a stuck pgbouncer)
+
+
+@pytest.fixture
+def tarpit_url() -> Iterator[str]:
+    """A PostgreSQL URL whose server completes the TCP handshake (the kernel's backlog) and says nothing."""
+    with socket.create_server(("127.0.0.1", 0), backlog=128) as listener:
+        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/test"
+
+
+def test_a_replica_that_never_answers_delays_reads_by_at_most_the_connect_timeout(
+    make_app: Callable[..., DbApp], postgres_url: str, tarpit_url: str
+) -> None:
+    app = make_app(
+        postgres_url,
+        tarpit_url,
+        settings={"c2c.db_connect_timeout": "2s", "c2c.db_replica_retry": "200ms"},
+    )
+    started = time.monotonic()
+    assert app.app.get("/where").json == {"in_recovery": False, "engine": "replica"}
+    assert time.monotonic() - started < 2 + 1.5
+    # The replica is tried again in a thread of its own, never in a request: none waits for it.
+    for _ in range(8):
+        started = time.monotonic()
+        assert app.app.get("/where").json["in_recovery"] is False
+        assert time.monotonic() - started < 0.5
+        time.sleep(0.25)
+
+
+def test_the_connect_timeout_of_the_url_wins(postgres_url: str) -> None:
+    url = sqlalchemy.make_url(f"{postgres_url}?connect_timeout=30")
+    assert _db_routing.connect_timeout_args(url, 5) == {}
+    assert _db_routing.connect_timeout_args(sqlalchemy.make_url(postgres_url), 0.5) == {"connect_timeout": 2}
+    assert _db_routing.connect_timeout_args(sqlalchemy.make_url("sqlite://"), 5) == {}
 
 
 # The replica going away, the primary restarting: these stop and start PostgreSQL clusters, so

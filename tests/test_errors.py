@@ -254,6 +254,23 @@ def test_body_not_in_its_charset_is_400(reading_app: Any) -> None:
     reading_app.post("/text", b"\xff\xfe", content_type="text/plain; charset=utf-8", status=400)
 
 
+@pytest.mark.parametrize("charset", ["iso-8859-1", "latin-1", "ascii", "utf-16", "cp1252"])
+def test_form_in_another_charset_than_utf8_is_400(reading_app: Any, charset: str) -> None:
+    """WebOb refuses such a form with a DeprecationWarning raised (not warned) from its parser."""
+    content_type = f"application/x-www-form-urlencoded; charset={charset}"
+    response = reading_app.post("/params", b"name=caf\xe9", content_type=content_type, status=400)
+    assert response.json["message"] == "the request's form must be sent in UTF-8"
+
+
+def app_deprecation_warning(request: Request) -> NoReturn:
+    raise DeprecationWarning("the app's own")
+
+
+def test_deprecation_warning_raised_by_app_code_stays_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEVELOPMENT", raising=False)
+    make_app({"deprecated": app_deprecation_warning}).get("/deprecated", status=500)
+
+
 def test_value_error_in_app_code_stays_a_500(reading_app: Any) -> None:
     assert reading_app.get("/value_error", status=500).json["message"] == "Internal server error"
 
