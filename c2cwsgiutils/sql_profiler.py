@@ -9,7 +9,9 @@ event listener is installed.
 """
 
 import dataclasses
+import json
 import logging
+import re
 import sys
 import threading
 from typing import Any
@@ -105,13 +107,19 @@ class Profiler:
             self.local.busy = False
 
     def _explain(self, dbapi_connection: Any, statement: str, parameters: Any) -> None:
-        # EXPLAIN ANALYZE runs the statement: what a function it calls changes is rolled back.
+        # EXPLAIN ANALYZE runs the statement, in a savepoint rolled back right after; in a
+        # read-only one, so that it cannot write. Some effects outlive a rollback (a sequence's
+        # nextval, a session's advisory lock): a statement that calls a volatile function is
+        # only planned, not run.
         in_transaction = not getattr(dbapi_connection, "autocommit", False)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"SAVEPOINT {_SAVEPOINT}" if in_transaction else "BEGIN")
             try:
-                cursor.execute("EXPLAIN ANALYZE " + statement, parameters)
+                cursor.execute("SET LOCAL transaction_read_only = on")
+                volatile = _volatile_functions(cursor, statement, parameters)
+                analyze = "" if volatile else "ANALYZE "
+                cursor.execute(f"EXPLAIN {analyze}{statement}", parameters)
                 plan = "\n".join(row[0] for row in cursor.fetchall())
             finally:
                 cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}" if in_transaction else "ROLLBACK")
@@ -122,15 +130,55 @@ class Profiler:
             return
         finally:
             cursor.close()
-        LOG.info(
-            "EXPLAIN ANALYZE for request %s of:\n%s\n%s", current_request_id.get() or "-", statement, plan
-        )
+        if volatile:
+            how = f"EXPLAIN (not ANALYZE: it calls the volatile {', '.join(sorted(volatile))})"
+        else:
+            how = "EXPLAIN ANALYZE"
+        LOG.info("%s for request %s of:\n%s\n%s", how, current_request_id.get() or "-", statement, plan)
 
     def reset(self) -> None:
         """Remove the listener and forget the statements seen (for tests)."""
         if self.enabled:
             self.set_enabled(False)
         self.seen.clear()
+
+
+# A function call in the expressions of a verbose plan: a name, maybe quoted, then "(".
+_CALL = re.compile(r'(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*\(')
+
+
+def _called_names(plan: Any, names: set[str]) -> set[str]:
+    """Collect the names of the functions a JSON plan (``EXPLAIN (VERBOSE, FORMAT JSON)``) calls."""
+    if isinstance(plan, dict):
+        for key, value in plan.items():
+            if key == "Function Name" and isinstance(value, str):
+                names.add(value)
+            else:
+                _called_names(value, names)
+    elif isinstance(plan, list):
+        for item in plan:
+            _called_names(item, names)
+    elif isinstance(plan, str):
+        for quoted, plain in _CALL.findall(plan):
+            names.add(quoted.replace('""', '"') if quoted else plain.lower())
+    return names
+
+
+def _volatile_functions(cursor: Any, statement: str, parameters: Any) -> set[str]:
+    """Return the volatile functions the statement calls, as PostgreSQL plans it (without running it).
+
+    A name that is volatile in any schema counts: a wrong guess only costs the ``ANALYZE``.
+    """
+    cursor.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + statement, parameters)
+    plan = cursor.fetchone()[0]
+    names = _called_names(json.loads(plan) if isinstance(plan, str) else plan, set())
+    if not names:
+        return set()
+    cursor.execute(
+        "SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE provolatile = 'v' AND proname = ANY(%s)",
+        (sorted(names),),
+    )
+    return {row[0] for row in cursor.fetchall()}
 
 
 PROFILER = Profiler()
