@@ -45,7 +45,8 @@ class VersionsSettings(SettingsGroup):
         "c2c.versions_path",
         DEFAULT_PATH,
         "The file written by `c2cwsgiutils_genversion.py`; when it exists, "
-        "`{C2C_BASE_PATH}/versions.json` serves it. Also where the command writes by default.",
+        "`{C2C_BASE_PATH}/versions.json` serves it. Set in the environment, also where the command writes "
+        "(else `versions.json` in its current directory, `/app` in the image).",
     )
 
 

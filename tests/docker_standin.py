@@ -1,7 +1,8 @@
 """A recording stand-in for the ``docker`` CLI, for tests of the Compose controller without an engine.
 
-The test puts it first on PATH; it records its arguments and answers what the test scripted, by
-``docker compose`` subcommand (``ps`` answers can change from one call to the next).
+The test puts it first on PATH; it records its arguments (and the ``DOCKER_TAG`` it saw) and answers
+what the test scripted, by ``docker compose`` subcommand (``ps`` answers can change from one call
+to the next).
 """
 
 import json
@@ -18,6 +19,8 @@ import json, os, sys, time
 args = sys.argv[1:]
 with open(os.environ["STANDIN_RECORD"], "a") as record:
     record.write(json.dumps(args) + "\\n")
+with open(os.environ["STANDIN_RECORD"] + ".env", "a") as record:
+    record.write(json.dumps({{name: os.environ.get(name) for name in ("DOCKER_TAG",)}}) + "\\n")
 rest = args[1:]
 while rest and rest[0] in ("--file", "--project-name"):
     rest = rest[2:]
@@ -69,3 +72,10 @@ class Docker:
         if not self.record.exists():
             return []
         return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+    def environments(self) -> list[dict[str, str | None]]:
+        """The recorded variables (``DOCKER_TAG``) each call saw, in the order of :meth:`calls`."""
+        record = self.record.with_name(self.record.name + ".env")
+        if not record.exists():
+            return []
+        return [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]

@@ -3,6 +3,7 @@
 The module overrides the plugin's ``app_url``, so the plugin's ``connection`` fixture talks to it.
 """
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,22 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
-from c2cwsgiutils.acceptance.connection import Connection, UnexpectedStatusError
+from c2cwsgiutils.acceptance.connection import Connection, UnexpectedStatusError, check_response
 from tests import echo_app
 
 REPO = Path(__file__).parent.parent
+SCHEMA = """\
+<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="root">
+    <xs:complexType><xs:sequence>
+      <xs:element name="{item}"><xs:complexType><xs:simpleContent>
+        <xs:extension base="xs:string"><xs:attribute name="id" type="xs:integer"/></xs:extension>
+      </xs:simpleContent></xs:complexType></xs:element>
+    </xs:sequence></xs:complexType>
+  </xs:element>
+</xs:schema>
+"""
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +58,30 @@ def test_get_raw_returns_the_response(connection: Connection) -> None:
     assert response.status_code == 200
 
 
-def test_get_xml_returns_the_root_element(connection: Connection) -> None:
-    root = connection.get_xml("/xml")
-    assert root.tag == "root"
-    assert root.find("item").text == "one"  # type: ignore[union-attr]
+def test_get_xml_returns_the_document(connection: Connection) -> None:
+    document = connection.get_xml("/xml")
+    assert document.getroot().tag == "root"
+    assert document.find("item").text == "one"  # type: ignore[union-attr]
+
+
+def test_get_xml_with_a_schema_needs_lxml(
+    connection: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "lxml", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"validates with lxml, which is not installed: pip install lxml$"):
+        connection.get_xml("/xml", str(tmp_path / "schema.xsd"))
+
+
+def test_get_xml_validates_against_a_schema(connection: Connection, tmp_path: Path) -> None:
+    """The original's ``get_xml(url, schema)``; lxml is optional, so this runs where it is installed."""
+    pytest.importorskip("lxml")
+    valid = tmp_path / "valid.xsd"
+    valid.write_text(SCHEMA.format(item="item"), encoding="utf-8")
+    assert connection.get_xml("/xml", valid).getroot().tag == "root"
+    invalid = tmp_path / "invalid.xsd"
+    invalid.write_text(SCHEMA.format(item="other"), encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"/xml: not valid for .*invalid\.xsd: "):
+        connection.get_xml("/xml", invalid)
 
 
 def test_every_request_sends_a_new_request_id_that_the_app_uses(connection: Connection) -> None:
@@ -97,8 +130,14 @@ def test_post_files_sends_a_multipart_form(connection: Connection) -> None:
 
 
 def test_delete_and_options_return_the_response(connection: Connection) -> None:
-    assert connection.delete("/echo").json()["method"] == "DELETE"
+    assert connection.delete("/echo", expected_status=200).json()["method"] == "DELETE"
     assert connection.options("/echo").json()["method"] == "OPTIONS"
+
+
+def test_delete_expects_204_by_default(connection: Connection, app_url: str) -> None:
+    assert connection.delete("/echo?status=204").status_code == 204
+    with pytest.raises(UnexpectedStatusError, match=r"^DELETE .*/echo: expected status 204, got 200 "):
+        connection.delete("/echo")
 
 
 def test_expected_status_can_be_a_set(connection: Connection) -> None:
@@ -161,10 +200,16 @@ def test_cache_allowed_false_accepts_no_store_and_refuses_no_header(
     )
 
 
-def test_cache_allowed_true_refuses_no_cache(connection: Connection) -> None:
-    connection.get("/echo?cache=max-age=60", cache_allowed=True)
+def test_cache_allowed_true_is_not_checked(connection: Connection) -> None:
+    """The original's ``cache_allowed=True`` means "caching may be allowed", not "must be"."""
+    connection.get("/echo?cache=no-cache", cache_allowed=True)
+    connection.get("/echo", cache_allowed=True)
+
+
+def test_cacheable_refuses_no_cache(connection: Connection) -> None:
+    connection.get("/echo?cache=max-age=60", cacheable=True)
     with pytest.raises(AssertionError, match="does not allow caching"):
-        connection.get("/echo?cache=no-cache", cache_allowed=True)
+        connection.get("/echo?cache=no-cache", cacheable=True)
 
 
 def test_absolute_urls_are_used_as_they_are(connection: Connection, app_url: str) -> None:
@@ -177,3 +222,71 @@ def test_requests_time_out_by_default(echo: ProcessComposition) -> None:
         with pytest.raises(requests.Timeout):
             impatient.get("/echo?sleep=6")
         assert time.monotonic() - started < 5  # well before the answer, with room for a loaded machine
+
+
+# The original's call forms: positional arguments in its order, and its module-level check.
+
+
+def test_connection_takes_base_url_and_origin_positionally(app_url: str) -> None:
+    with Connection(app_url, "https://front.example") as positional:
+        body = positional.get_json("/echo?cors=1", cors=True)
+    assert body["headers"]["Origin"] == "https://front.example"
+
+
+def test_get_takes_expected_status_second(connection: Connection) -> None:
+    assert connection.get("/echo?status=201", 201).startswith('{"method": "GET"')
+    with pytest.raises(UnexpectedStatusError, match="expected status 201, got 200"):
+        connection.get("/echo", 201)
+
+
+def test_get_json_and_get_raw_take_status_params_and_headers_positionally(connection: Connection) -> None:
+    body = connection.get_json("/echo?status=202", 202, {"a": "1"}, {"X-Thing": "yes"})
+    assert (body["params"], body["headers"]["X-Thing"]) == ({"status": "202", "a": "1"}, "yes")
+    assert connection.get_raw("/nowhere", 404).status_code == 404
+
+
+def test_expected_status_can_be_a_tuple(connection: Connection) -> None:
+    assert connection.get_json("/echo?status=201", (200, 201))["method"] == "GET"
+
+
+def test_post_json_second_positional_is_data_sent_as_it_is(connection: Connection) -> None:
+    """As in the original, ``data`` goes to requests unchanged: a mapping is a form."""
+    assert connection.post_json("/echo", {"field": "value"})["form"] == {"field": "value"}
+    text = connection.post_json("/echo", '{"a": 1}', headers={"Content-Type": "application/json"})
+    assert text["json"] == {"a": 1}
+
+
+def test_post_json_takes_json_and_expected_status_positionally(connection: Connection) -> None:
+    body = connection.post_json("/echo?status=201", None, {"a": 1}, 201)
+    assert (body["method"], body["json"]) == ("POST", {"a": 1})
+
+
+def test_post_put_and_post_files_take_expected_status_positionally(connection: Connection) -> None:
+    assert '"form": {"f": "v"}' in connection.post("/echo?status=202", {"f": "v"}, 202)
+    assert connection.put_json("/echo?status=201", [1], 201)["json"] == [1]
+    assert connection.patch_json("/echo?status=201", [2], 201)["json"] == [2]
+    files = connection.post_files("/echo?status=201", {"n": "1"}, {"upload": ("a.txt", b"x")}, 201)
+    assert (files["form"], files["files"]) == ({"n": "1"}, {"upload": "x"})
+
+
+def test_delete_takes_expected_status_positionally(connection: Connection) -> None:
+    assert connection.delete("/echo", 200).json()["method"] == "DELETE"
+
+
+def test_check_response_checks_a_status(app_url: str) -> None:
+    response = requests.get(f"{app_url}/echo?status=201", headers={"X-Request-ID": "cr-1"}, timeout=10)
+    check_response(response, 201)
+    check_response(response, (200, 201))
+    with pytest.raises(AssertionError) as raised:
+        check_response(response)
+    assert str(raised.value).startswith(
+        f"GET {app_url}/echo?status=201: expected status 200, got 201 (X-Request-ID: cr-1)\nbody: "
+    )
+
+
+def test_check_response_checks_caching_only_when_told(app_url: str) -> None:
+    response = requests.get(f"{app_url}/echo", timeout=10)
+    check_response(response, 200)  # cache_allowed=True by default: not checked
+    with pytest.raises(AssertionError, match="does not forbid caching"):
+        check_response(response, 200, cache_allowed=False)
+    check_response(requests.get(f"{app_url}/echo?cache=no-cache", timeout=10), 200, False)

@@ -4,9 +4,10 @@ import socket
 
 import pytest
 
+from c2cwsgiutils.acceptance import utils
 from c2cwsgiutils.acceptance.server import free_port
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from c2cwsgiutils.acceptance.utils import retry, wait_until, wait_url
+from c2cwsgiutils.acceptance.utils import retry, retry_timeout, wait_until, wait_url
 from tests.fixtures import StartServer
 
 
@@ -85,3 +86,43 @@ def test_wait_url_waits_for_an_expected_status(start_server: StartServer) -> Non
         TimeoutError, match=r"/nowhere: still failing after 0.5s .*AssertionError: status 404"
     ):
         wait_url(server.url("/nowhere"), timeout=0.5)
+
+
+def test_wait_url_takes_the_timeout_positionally(start_server: StartServer) -> None:
+    """The original's ``wait_url(url, timeout)``."""
+    server = start_server(workers=1)
+    assert wait_url(server.url("/api/ping"), 10).json() == {"pong": True}
+    with pytest.raises(TimeoutError, match=r"/nowhere: still failing after 0.3s "):
+        wait_url(server.url("/nowhere"), 0.3)
+
+
+def test_retry_timeout_returns_the_first_true_value() -> None:
+    results = iter([None, 0, "ready"])
+
+    def what() -> str | int | None:
+        value = next(results)
+        if value is None:
+            raise ConnectionError("refused")
+        return value
+
+    assert retry_timeout(what, 5, 0.01) == "ready"
+
+
+def test_retry_timeout_fails_as_an_assertion_error_saying_the_last_error() -> None:
+    def broken() -> bool:
+        raise ValueError("still broken")
+
+    with pytest.raises(AssertionError) as raised:
+        retry_timeout(broken, timeout=0.2, interval=0.05)
+    assert isinstance(raised.value, TimeoutError)
+    message = str(raised.value)
+    assert message.startswith("test_retry_timeout_fails_as_an_assertion_error_saying_the_last_error.<locals>")
+    assert message.endswith("attempts), ValueError: still broken")
+    with pytest.raises(AssertionError, match=r"no success after 0.1s \(\d+ attempts\), it returned False$"):
+        retry_timeout(lambda: False, timeout=0.1, interval=0.02)
+
+
+def test_the_originals_module_names() -> None:
+    assert utils.DEFAULT_TIMEOUT == 60
+    assert utils.in_docker() is False
+    assert utils.skipIfCI.name == "skipif"

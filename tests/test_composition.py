@@ -9,12 +9,14 @@ test runs the real ``docker`` CLI when one is installed.
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from c2cwsgiutils.acceptance.composition import Composition, CompositionError
+from c2cwsgiutils.acceptance.utils import wait_until
 from tests.docker_standin import Docker, container, ps
 
 FILE = ["compose", "--file", "docker-compose.yaml"]
@@ -191,3 +193,120 @@ def test_a_failed_start_in_a_with_block_takes_everything_down(docker: Docker) ->
     with pytest.raises(CompositionError), project():
         pass
     assert docker.calls()[-1][3] == "down"
+
+
+# The original's constructor: Composition(request, project_name, composition, coverage_paths).
+
+LEGACY = ["compose", "--file", "docker-compose.yaml", "--project-name", "legacy"]
+
+
+class Finalizers:
+    """What the original constructor uses of pytest's ``request``: finalizers, run here on demand."""
+
+    def __init__(self) -> None:
+        self.finalizers: list[Callable[[], object]] = []
+
+    def addfinalizer(self, finalizer: Callable[[], object]) -> None:
+        self.finalizers.append(finalizer)
+
+    def finish(self) -> None:
+        while self.finalizers:
+            self.finalizers.pop()()  # last in, first out, as pytest
+
+
+def started_the_originals_way(docker: Docker, *args: Any, **kwargs: Any) -> tuple[Composition, Finalizers]:
+    """Make a Composition the original's way; wait until its log follower has started."""
+    request = Finalizers()
+    composition = Composition(request, "legacy", "docker-compose.yaml", *args, **kwargs)
+    wait_until(lambda: [*LEGACY, "logs", "--follow", "--no-color"] in docker.calls(), 10, "the log follower")
+    return composition, request
+
+
+def test_the_originals_constructor_starts_the_project_with_compose_v2(docker: Docker) -> None:
+    composition, request = started_the_originals_way(docker)
+    assert composition.compose_file == Path("docker-compose.yaml")
+    assert composition.project_name == "legacy"
+    assert docker.calls() == [
+        [*LEGACY, "version", "--short"],
+        [*LEGACY, "stop"],
+        [*LEGACY, "rm", "--force"],
+        [*LEGACY, "build"],
+        [*LEGACY, "up", "--detach"],
+        [*LEGACY, "logs", "--follow", "--no-color"],
+    ]
+    request.finish()
+
+
+def test_the_originals_constructor_stops_everything_at_the_end(docker: Docker) -> None:
+    _, request = started_the_originals_way(docker)
+    calls = len(docker.calls())
+    request.finish()
+    assert docker.calls()[calls:] == [[*LEGACY, "stop"]]
+
+
+def test_the_originals_coverage_paths_are_copied_after_the_stop(docker: Docker, tmp_path: Path) -> None:
+    composition, request = started_the_originals_way(docker, ["legacy-api-1:/tmp/coverage"])
+    composition.reports_dir = str(tmp_path / "reports")
+    calls = len(docker.calls())
+    request.finish()
+    assert docker.calls()[calls:] == [
+        [*LEGACY, "stop"],
+        ["cp", "legacy-api-1:/tmp/coverage", str(tmp_path / "reports")],
+    ]
+    assert (tmp_path / "reports").is_dir()
+
+
+def test_the_originals_docker_start_and_docker_stop_switches(
+    docker: Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("docker_start", "0")
+    monkeypatch.setenv("docker_stop", "0")
+    _, request = started_the_originals_way(docker)
+    request.finish()
+    assert docker.calls() == [[*LEGACY, "logs", "--follow", "--no-color"]]
+
+
+def test_the_originals_docker_tag_defaults_to_latest(docker: Docker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_TAG", raising=False)
+    _, request = started_the_originals_way(docker)
+    request.finish()
+    assert {env["DOCKER_TAG"] for env in docker.environments()} == {"latest"}
+    monkeypatch.setenv("DOCKER_TAG", "1.2")
+    _, request = started_the_originals_way(docker)
+    request.finish()
+    assert docker.environments()[-1] == {"DOCKER_TAG": "1.2"}
+    project(project_name="new").stop()
+    assert docker.environments()[-1] == {"DOCKER_TAG": "1.2"}
+
+
+def test_the_originals_run_and_exec_raise_on_failure(docker: Docker) -> None:
+    docker.script(run={"code": 3}, exec={"code": 4})
+    composition, request = started_the_originals_way(docker)
+    with pytest.raises(subprocess.CalledProcessError) as raised:
+        composition.run("api", "alembic", "upgrade", "head")
+    assert raised.value.returncode == 3
+    with pytest.raises(subprocess.CalledProcessError):
+        composition.exec("api", "true")
+    assert docker.calls()[-2:] == [
+        [*LEGACY, "run", "--rm", "--no-TTY", "api", "alembic", "upgrade", "head"],
+        [*LEGACY, "exec", "--no-TTY", "api", "true"],
+    ]
+    request.finish()
+    assert project().run("app", "false").returncode == 3  # the new constructor's return the result
+
+
+def test_the_originals_stop_and_restart_name_the_service(docker: Docker) -> None:
+    composition, request = started_the_originals_way(docker)
+    composition.stop("app")
+    composition.restart("app")
+    assert docker.calls()[-3:] == [
+        [*LEGACY, "stop", "app"],
+        [*LEGACY, "restart", "app"],
+        [*LEGACY, "ps", "--all", "--format", "json"],
+    ]
+    request.finish()
+
+
+def test_a_request_without_a_compose_file_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="the compose file is missing"):
+        Composition(Finalizers())  # type: ignore[call-overload]

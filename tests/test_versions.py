@@ -4,6 +4,7 @@ import importlib.metadata
 import json
 import logging
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from c2cwsgiutils import stats, stats_pyramid
+from c2cwsgiutils.acceptance.server import clean_environ, console_script
 from c2cwsgiutils.scripts import genversion
 from tests.apps import make_app
 from tests.fixtures import RunScript, StartServer
@@ -60,6 +62,40 @@ def test_default_output_is_c2c_versions_path(run_script: RunScript, tmp_path: Pa
     result = run_script("c2cwsgiutils_genversion.py", "0123abc", env={"C2C_VERSIONS_PATH": str(output)})
     assert result.returncode == 0, result.stderr
     assert output.exists()
+
+
+def genversion_in(directory: Path, *args: str, env: dict[str, str] | None = None) -> int:
+    """Run the installed console script with ``directory`` as its current directory."""
+    return subprocess.run(
+        [console_script("c2cwsgiutils_genversion.py"), *args],
+        cwd=directory,
+        env=clean_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).returncode
+
+
+def test_default_output_is_versions_json_in_the_current_directory(tmp_path: Path) -> None:
+    """The original's ``c2cwsgiutils_genversion.py [TAG] HASH`` wrote ./versions.json (WORKDIR /app)."""
+    assert genversion_in(tmp_path, "1.2.3", "0123abc") == 0
+    content = json.loads((tmp_path / "versions.json").read_text(encoding="utf-8"))
+    assert content["main"] == {"git_hash": "0123abc", "git_tag": "1.2.3"}
+    assert list(tmp_path.iterdir()) == [tmp_path / "versions.json"]
+
+
+def test_c2c_versions_path_wins_over_the_current_directory(tmp_path: Path) -> None:
+    output = tmp_path / "elsewhere.json"
+    assert genversion_in(tmp_path, "0123abc", env={"C2C_VERSIONS_PATH": str(output)}) == 0
+    assert output.exists()
+    assert not (tmp_path / "versions.json").exists()
+
+
+def test_output_option_wins_over_c2c_versions_path(tmp_path: Path) -> None:
+    env = {"C2C_VERSIONS_PATH": str(tmp_path / "elsewhere.json")}
+    assert genversion_in(tmp_path, "--output", "mine.json", "0123abc", env=env) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["mine.json"]
 
 
 def test_without_a_hash_it_is_a_usage_error(run_script: RunScript) -> None:

@@ -14,9 +14,9 @@ import os
 import subprocess
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self, cast, overload
 
 from c2cwsgiutils.acceptance.image import ImageServer, run_in_image
 from c2cwsgiutils.acceptance.server import AppServer
@@ -24,6 +24,8 @@ from c2cwsgiutils.acceptance.utils import Started, wait_url
 
 APP = "app"
 """The name of the app's service in the compositions that hold only the app."""
+REPORTS_DIR = "/reports/"
+"""Where :meth:`Composition.stop_all` copies the coverage files by default, as the original did."""
 
 
 class CompositionError(RuntimeError):
@@ -260,6 +262,13 @@ class ExternalComposition(BaseComposition):
         """Leave the app running: it is not this session's."""
 
 
+class Finalizers(Protocol):
+    """What the original constructor needs of pytest's ``request`` fixture."""
+
+    def addfinalizer(self, finalizer: Callable[[], object]) -> None:
+        """Call ``finalizer`` at the end of the fixture's scope."""
+
+
 class Composition(BaseComposition):
     """A Docker Compose v2 project, driven through the ``docker compose`` CLI.
 
@@ -267,10 +276,17 @@ class Composition(BaseComposition):
     is running and, where it has a health check, healthy (containers that exited with 0, such as
     one-off initialisations, are fine). :meth:`close` runs ``down --volumes`` unless ``keep``.
     The app is ``app_service``, reached through the host port published for ``app_port``.
+
+    The original's constructor, ``Composition(request, project_name, composition,
+    coverage_paths=None)``, also works, on Compose v2: it starts the project at once (unless
+    ``docker_start=0``: stop, remove, build, ``up --detach``), follows its logs on the test's
+    output, and asks ``request`` to :meth:`stop_all` at the end (unless ``docker_stop=0``). Its
+    ``run`` and ``exec`` raise :class:`subprocess.CalledProcessError` on failure, as the original's.
     """
 
     kind = "compose"
 
+    @overload
     def __init__(
         self,
         compose_file: str | Path,
@@ -284,8 +300,41 @@ class Composition(BaseComposition):
         start_timeout: float = 300.0,
         command_timeout: float = 600.0,
         docker: str = "docker",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        compose_file: Finalizers,
+        project_name: str,
+        composition: str | Path,
+        coverage_paths: Sequence[str] | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        compose_file: "str | Path | Finalizers",
+        project_name: str | None = None,
+        composition: str | Path | None = None,
+        coverage_paths: Sequence[str] | None = None,
+        *,
+        app_service: str = APP,
+        app_port: int = 8080,
+        env: Mapping[str, str] | None = None,
+        build: bool = True,
+        keep: bool = False,
+        start_timeout: float = 300.0,
+        command_timeout: float = 600.0,
+        docker: str = "docker",
     ) -> None:
-        self.compose_file = Path(compose_file)
+        legacy = composition is not None
+        if composition is None:
+            if not isinstance(compose_file, str | os.PathLike):
+                raise TypeError(
+                    "Composition(request, project_name, composition): the compose file is missing"
+                )
+            composition = compose_file
+        self.compose_file = Path(composition)
         self.project_name = project_name
         self.app_service = app_service
         self.app_port = app_port
@@ -295,7 +344,53 @@ class Composition(BaseComposition):
         self.start_timeout = start_timeout
         self.command_timeout = command_timeout
         self.docker = docker
+        self.coverage_paths = list(coverage_paths or ())
+        self.reports_dir = REPORTS_DIR
         self._base_url: str | None = None
+        # The original's compose files name their images with ${DOCKER_TAG}, which it defaulted.
+        self._env_defaults = {"DOCKER_TAG": "latest"} if legacy else {}
+        self._check_commands = legacy
+        if legacy:
+            self._start_as_the_original(cast(Finalizers, compose_file))
+
+    def _start_as_the_original(self, request: Finalizers) -> None:
+        """Start as the original constructor did, with its ``docker_start``/``docker_stop`` switches."""
+        if os.environ.get("docker_start", "1") == "1":  # noqa: SIM112 (the original's name)
+            self.check_cli()
+            # What an earlier run left: stopped, then removed, as the original did.
+            self.compose("stop", check=False)
+            self.compose("rm", "--force", check=False)
+            self.compose("build")  # a failed build fails here, not later against an old image
+            self.compose("up", "--detach")
+        # The containers' logs go to the test's output, as the original's did.
+        watcher = subprocess.Popen(
+            self.command("logs", "--follow", "--no-color"),
+            env=self._environ(),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+        def stop_watching() -> None:
+            watcher.kill()
+            watcher.wait()
+
+        request.addfinalizer(stop_watching)
+        if os.environ.get("docker_stop", "1") == "1":  # noqa: SIM112 (the original's name)
+            request.addfinalizer(self.stop_all)
+
+    def stop_all(self) -> None:
+        """Stop every service, then copy the ``coverage_paths`` (``container:path``) to ``reports_dir``.
+
+        The original's end of a session: the containers stay, stopped, for a look at them.
+        """
+        self.compose("stop")
+        if self.coverage_paths:
+            os.makedirs(self.reports_dir, exist_ok=True)
+            for path in self.coverage_paths:
+                self._run([self.docker, "cp", path, self.reports_dir], f"docker cp {path} {self.reports_dir}")
+
+    def _environ(self) -> dict[str, str]:
+        return {**self._env_defaults, **os.environ, **self.env}
 
     def command(self, *args: str) -> list[str]:
         """Return the command line of ``docker compose ARGS`` for this project."""
@@ -306,12 +401,16 @@ class Composition(BaseComposition):
         self, *args: str, timeout: float | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``docker compose ARGS``; with ``check``, a failure raises :class:`CompositionError`."""
-        command = self.command(*args)
+        return self._run(self.command(*args), f"docker compose {' '.join(args)}", timeout, check)
+
+    def _run(
+        self, command: list[str], what: str, timeout: float | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         timeout = self.command_timeout if timeout is None else timeout
         try:
             result = subprocess.run(
                 command,
-                env={**os.environ, **self.env},
+                env=self._environ(),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -322,11 +421,9 @@ class Composition(BaseComposition):
                 f"{self.docker!r} was not found on PATH: install the Docker CLI and its Compose v2 plugin"
             ) from None
         except subprocess.TimeoutExpired:
-            raise CompositionError(f"docker compose {' '.join(args)}: no end after {timeout:g}s") from None
+            raise CompositionError(f"{what}: no end after {timeout:g}s") from None
         if check and result.returncode != 0:
-            raise CompositionError(
-                f"docker compose {' '.join(args)}: exit {result.returncode}\n{result.stderr.strip()}"
-            )
+            raise CompositionError(f"{what}: exit {result.returncode}\n{result.stderr.strip()}")
         return result
 
     def check_cli(self) -> str:
@@ -412,14 +509,22 @@ class Composition(BaseComposition):
     ) -> subprocess.CompletedProcess[str]:
         """Run a one-off command (see :meth:`BaseComposition.run`)."""
         env_args = [arg for name, value in (env or {}).items() for arg in ("--env", f"{name}={value}")]
-        return self.compose("run", "--rm", "--no-TTY", *env_args, service, *command, check=False)
+        return self._checked(
+            self.compose("run", "--rm", "--no-TTY", *env_args, service, *command, check=False)
+        )
 
     def exec(
         self, service: str, *command: str, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a command beside the service (see :meth:`BaseComposition.exec`)."""
         env_args = [arg for name, value in (env or {}).items() for arg in ("--env", f"{name}={value}")]
-        return self.compose("exec", "--no-TTY", *env_args, service, *command, check=False)
+        return self._checked(self.compose("exec", "--no-TTY", *env_args, service, *command, check=False))
+
+    def _checked(self, result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+        """Raise CalledProcessError for a failed command of an instance made the original's way."""
+        if self._check_commands:
+            result.check_returncode()
+        return result
 
     def logs(self, service: str | None = None) -> str:
         """Return what the service (or every service) has printed so far."""

@@ -1,14 +1,50 @@
-"""Helpers for acceptance tests: retry a call until it succeeds, wait for a URL, start-and-close."""
+"""Helpers for acceptance tests: retry a call until it succeeds, wait for a URL, start-and-close.
 
+Also the original's names: ``retry_timeout(what, timeout, interval)``, ``wait_url(url, timeout)``,
+``DEFAULT_TIMEOUT``, ``in_docker()`` and ``skipIfCI``.
+"""
+
+import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import requests
 
 T = TypeVar("T")
+LOG = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 60.0
+"""Seconds the original's helpers waited by default."""
+
+
+class RetryTimeoutError(TimeoutError, AssertionError):
+    """:func:`retry_timeout` gave up: a :class:`TimeoutError`, and the original's AssertionError."""
+
+
+def in_docker() -> bool:
+    """Tell whether the tests run in a container (``DOCKER_RUN=1``), as the original's suites said so."""
+    return os.environ.get("DOCKER_RUN", "0") == "1"
+
+
+if TYPE_CHECKING:
+    import pytest
+
+    skipIfCI: pytest.MarkDecorator  # noqa: N816 (the original's name)
+    """Skip a test when ``IN_CI=1``."""
+else:
+
+    def __getattr__(name: str) -> Any:
+        """Make ``skipIfCI`` on first use, so that importing this module does not import pytest."""
+        if name == "skipIfCI":
+            import pytest  # noqa: PLC0415
+
+            marker = pytest.mark.skipif(os.environ.get("IN_CI", "0") == "1", reason="Not running on CI")
+            globals()[name] = marker
+            return marker
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Started(ABC):
@@ -67,6 +103,32 @@ def retry(
         time.sleep(interval)
 
 
+def retry_timeout(what: Callable[[], T], timeout: float = DEFAULT_TIMEOUT, interval: float = 0.5) -> T:
+    """Call ``what`` until it returns a true value, and return it (the original's retry).
+
+    An exception counts as a failed attempt. After ``timeout`` seconds :class:`RetryTimeoutError`
+    says how many attempts failed, and the last error.
+    """
+    name = getattr(what, "__qualname__", repr(what))
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    last = "it returned a false value"
+    while True:
+        attempts += 1
+        try:
+            result = what()
+            if result:
+                return result
+            last = f"it returned {result!r}"
+        except Exception as error:
+            last = f"{type(error).__name__}: {error}"
+            LOG.info("%s failed: %s", getattr(what, "__qualname__", repr(what)), last)
+        if time.monotonic() + interval > deadline:
+            name = getattr(what, "__qualname__", repr(what))
+            raise RetryTimeoutError(f"{name}: no success after {timeout:g}s ({attempts} attempts), {last}")
+        time.sleep(interval)
+
+
 def wait_until(
     predicate: Callable[[], T], timeout: float = 30.0, what: str = "the condition", *, interval: float = 0.1
 ) -> T:
@@ -86,8 +148,8 @@ def wait_until(
 
 def wait_url(
     url: str,
+    timeout: float = DEFAULT_TIMEOUT,
     *,
-    timeout: float = 60.0,
     interval: float = 0.2,
     expected_status: Collection[int] = range(200, 300),
     headers: dict[str, str] | None = None,

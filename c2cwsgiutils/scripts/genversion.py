@@ -6,8 +6,10 @@ installed distribution, read with :mod:`importlib.metadata` from the Python that
 
     {"main": {"git_hash": "0123abc...", "git_tag": "1.2.3"}, "packages": {"pyramid": "2.0.2", ...}}
 
-It is written to ``--output``, by default ``C2C_VERSIONS_PATH`` or else ``/app/versions.json``:
-where :mod:`c2cwsgiutils.versions` reads it. Exit codes: 0 written, 1 not writable, 2 bad usage.
+It is written to ``--output``, by default ``C2C_VERSIONS_PATH`` or else ``versions.json`` in the
+current directory, as the original command did: in an image built from ours, whose ``WORKDIR`` is
+``/app``, that is ``/app/versions.json``, where :mod:`c2cwsgiutils.versions` reads it. Exit codes:
+0 written, 1 not writable, 2 bad usage.
 """
 
 import argparse
@@ -16,11 +18,15 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from c2cwsgiutils.config_utils import lookup
 from c2cwsgiutils.versions import VersionsSettings
+
+DEFAULT_OUTPUT = "versions.json"
+"""Where the file goes without ``--output`` or ``C2C_VERSIONS_PATH``: the current directory."""
 
 
 def packages(distributions: Iterable[importlib.metadata.Distribution] | None = None) -> dict[str, str]:
@@ -53,6 +59,16 @@ def write(path: Path, content: dict[str, Any]) -> None:
         raise
 
 
+def default_output(environ: Mapping[str, str] | None = None) -> Path:
+    """Return ``C2C_VERSIONS_PATH`` when it is set, else ``versions.json`` in the current directory.
+
+    Not the view's default (``/app/versions.json``): the original wrote to the current directory,
+    and app Dockerfiles that run the command elsewhere rely on it.
+    """
+    found = lookup(None, VersionsSettings.declaration("path").env, None, environ)
+    return Path(found[1]) if found is not None else Path(DEFAULT_OUTPUT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Write versions.json; return the exit code."""
     parser = argparse.ArgumentParser(
@@ -61,13 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("git_tag", nargs="?", metavar="GIT_TAG", help="the release tag, if any")
     parser.add_argument("git_hash", metavar="GIT_HASH", help="the commit the app is built from")
-    default = VersionsSettings.declaration("path").resolve(None)
+    default = default_output()
     parser.add_argument(
         "--output",
         "-o",
         type=Path,
-        default=Path(default),
-        help=f"where to write the file (default: C2C_VERSIONS_PATH or /app/versions.json; here {default})",
+        default=default,
+        help=f"where to write the file (default: C2C_VERSIONS_PATH or ./versions.json; here {default})",
     )
     args = parser.parse_args(argv)
     if not args.git_hash.strip():
