@@ -159,6 +159,11 @@ class ErrorViews:
         UTF-8): anything else of those types, raised outside the request parsers, is an
         unexpected error.
         """
+        if _is_lone_surrogate(exc):
+            # JSON allows "\ud800"; no encoder of a database, a file or a socket takes it.
+            message = "the request holds text that is not valid Unicode (a lone surrogate)"
+            LOG.info("%s: %s", describe(request), message, extra=log_extra(request))
+            return json_response(error_body(request, 400, message), status=400)
         if not raised_in(exc, _REQUEST_READERS):
             return self.unexpected(exc, request)
         if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
@@ -226,6 +231,11 @@ class ErrorViews:
         else:
             body = error_body(request, 500, "Internal server error")
         return json_response(body, status=500)
+
+
+def _is_lone_surrogate(exc: Exception) -> bool:
+    """Tell whether the exception is an encoder's refusal of a lone surrogate (text from a JSON body)."""
+    return isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed"
 
 
 def log_extra(request: Request) -> dict[str, Any]:

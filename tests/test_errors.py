@@ -164,6 +164,11 @@ def read_json(request: Request) -> Any:
     return request.json_body
 
 
+def store_json_value(request: Request) -> Any:
+    """What a view does with a JSON value: encode it for a database, a file or a socket."""
+    return {"bytes": len(request.json_body["value"].encode("utf-8"))}
+
+
 def read_text(request: Request) -> str:
     return str(request.text)
 
@@ -187,6 +192,7 @@ def reading_app(monkeypatch: pytest.MonkeyPatch) -> Any:
             "params": read_params,
             "json": read_json,
             "text": read_text,
+            "store": store_json_value,
             "value_error": app_value_error,
             "connection_error": app_connection_error,
             "recursion_error": app_recursion_error,
@@ -269,6 +275,13 @@ def app_deprecation_warning(request: Request) -> NoReturn:
 def test_deprecation_warning_raised_by_app_code_stays_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEVELOPMENT", raising=False)
     make_app({"deprecated": app_deprecation_warning}).get("/deprecated", status=500)
+
+
+def test_a_lone_surrogate_from_a_json_body_is_400_where_it_is_encoded(reading_app: Any) -> None:
+    response = reading_app.post(
+        "/store", b'{"value": "\\ud800"}', content_type="application/json", status=400
+    )
+    assert "lone surrogate" in response.json["message"]
 
 
 def test_value_error_in_app_code_stays_a_500(reading_app: Any) -> None:

@@ -573,3 +573,56 @@ def test_body_that_is_not_the_expected_json_is_a_json_400_from_a_service(
     assert status == 400, response_body
     assert content_type(headers).startswith(b"application/json")
     assert b"Traceback" not in response_body
+
+
+# The example app's own parameters: what users copy must not answer a 500 to any value.
+APP_VALUES = [*ODD_VALUES, "nan", "inf", "-inf", "-1", "²", "٣", "1e25", "10.0001", "0", "302", "418"]
+
+
+@settings(
+    max_examples=HOSTILE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    target=st.sampled_from(["/api/sleep?seconds=", "/api/error?status=", "/api/greetings?value="]),
+    value=st.one_of(st.sampled_from(APP_VALUES), st.text(max_size=12)).map(quote_text),
+)
+def _sweep_app_parameters(app: AppServer, target: str, value: bytes) -> None:
+    method = b"POST" if "greetings" in target else b"GET"
+    status, headers, body = exchange(app, raw_request(method, target.encode() + value), timeout=30)
+    assert status < 500 or (target.startswith("/api/error") and status in {500, 503}), (target, value, body)
+    assert content_type(headers).startswith(b"application/json"), (target, value, body)
+
+
+def test_the_example_app_s_parameters_never_give_an_unexpected_500(app: AppServer) -> None:
+    """``/api/error`` answers the 500 and 503 it is asked for; no other value of any parameter does."""
+    _sweep_app_parameters(app)
+
+
+@pytest.mark.parametrize(
+    "value", ['"\\ud800"', '"a\\udfffb"', '"\\ud83d"', "1", "null", '""', '"' + "x" * 201 + '"']
+)
+def test_a_json_value_the_database_cannot_store_is_a_400(app: AppServer, value: str) -> None:
+    body = b'{"value": ' + value.encode() + b"}"
+    status, headers, answer = exchange(
+        app, raw_request(b"POST", b"/api/hello", [(b"Content-Type", b"application/json")], body)
+    )
+    assert status == 400, answer
+    assert content_type(headers).startswith(b"application/json")
+
+
+@pytest.mark.parametrize("charset", [b"iso-8859-1", b"latin-1", b"ascii", b"utf-16", b"cp1252"])
+@pytest.mark.parametrize("path", [b"/c2c/page/login", b"/c2c/logging/level"])
+def test_a_form_in_another_charset_is_a_json_400_without_a_traceback(
+    ops_app: AppServer, charset: bytes, path: bytes
+) -> None:
+    headers = [(b"Content-Type", b"application/x-www-form-urlencoded; charset=" + charset)]
+    if path == b"/c2c/logging/level":
+        headers.append((b"X-API-Key", SECRETS["LOG_VIEW_SECRET"].encode()))
+    log_before = len(ops_app.log())
+    status, response_headers, body = exchange(
+        ops_app, raw_request(b"POST", path, headers, b"secret=caf\xe9&name=root")
+    )
+    assert status == 400, body
+    assert b"must be sent in UTF-8" in body
+    assert content_type(response_headers).startswith(b"application/json")
+    assert "Traceback" not in ops_app.log()[log_before:]

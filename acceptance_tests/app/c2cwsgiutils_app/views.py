@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from c2cwsgiutils import sentry, stats
 from c2cwsgiutils.db import engine_of
+from c2cwsgiutils.request_params import ParamError, duration_param, int_param
 from c2cwsgiutils_app import models
 from c2cwsgiutils_app.models import Hello
 
@@ -49,15 +50,29 @@ def hello_list(request: Request) -> dict[str, Any]:
     return {"values": list(values), **_engine(session)}
 
 
+def _greeting(value: Any) -> str:
+    """Return a greeting to store: text of 1 to 200 characters, all of them valid Unicode."""
+    # A JSON body may hold a lone surrogate ("\ud800"), which no database encoding takes.
+    if not isinstance(value, str) or not 0 < len(value) <= 200 or not _encodable(value):
+        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 Unicode characters")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def hello_write(request: Request) -> dict[str, Any]:
     """Store ``?value=`` in a GET through the session's connection, which no routing rule can see.
 
     On ``/api/hello/write`` the replica refuses it (read-only transaction, a 500);
     ``/api/hello/forced_write`` is forced to the primary by ``force_master`` and succeeds.
     """
-    value = request.params.get("value", "")
-    if not 0 < len(value) <= 200:
-        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    value = _greeting(request.params.get("value"))
     session = models.DBSession()
     session.connection().execute(insert(Hello).values(value=value))
     # The transaction manager commits after the view; a write it cannot see must be marked.
@@ -72,8 +87,7 @@ def hello_post(request: Request) -> dict[str, Any]:
         value = request.json_body["value"]
     except (ValueError, KeyError, TypeError):
         raise httpexceptions.HTTPBadRequest('expected a JSON body like {"value": "hi"}') from None
-    if not isinstance(value, str) or not 0 < len(value) <= 200:
-        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    value = _greeting(value)
     session = models.DBSession()
     session.add(Hello(value=value))
     # Committed by pyramid_tm after the view (a duplicate is found here, at the flush: a 400).
@@ -95,9 +109,7 @@ def greetings_post(request: Request) -> dict[str, Any]:
 
     With ``&fail=1`` the view raises after the flush, and the greeting is rolled back.
     """
-    value = request.params.get("value", "")
-    if not 0 < len(value) <= 200:
-        raise httpexceptions.HTTPBadRequest("value must be a string of 1 to 200 characters")
+    value = _greeting(request.params.get("value"))
     request.dbsession.add(Hello(value=value))
     request.dbsession.flush()
     if request.params.get("fail"):
@@ -108,14 +120,18 @@ def greetings_post(request: Request) -> dict[str, Any]:
 
 def error(request: Request) -> dict[str, Any]:
     """Fail on demand: ``?status=N`` raises that HTTP error, ``?status=500`` an unexpected exception."""
-    status = request.params.get("status", "500")
-    stats.increment_counter(["errors_on_demand"], tags={"status": status[:3]})
-    if status == "500":
+    # Every parameter has a type, a range and a size: a bad one is a 400, never a 500.
+    try:
+        status = int_param(request, "status", 500, 100, 599)
+    except ParamError as error:
+        raise httpexceptions.HTTPBadRequest(str(error)) from None
+    stats.increment_counter(["errors_on_demand"], tags={"status": str(status)})
+    if status == 500:
         # Reported to Sentry when SENTRY_URL is set (once: the JSON error view's log record of the
         # same exception is not a second event); a no-op otherwise.
         with sentry.capture_exceptions():
             raise RuntimeError("failure on demand")
-    make_error = _HTTP_ERRORS.get(int(status) if status.isdigit() else 0)
+    make_error = _HTTP_ERRORS.get(status)
     if make_error is None:
         raise httpexceptions.HTTPBadRequest(f"status must be 500 or one of {sorted(_HTTP_ERRORS)}")
     raise make_error()
@@ -124,9 +140,9 @@ def error(request: Request) -> dict[str, Any]:
 def sleep(request: Request) -> dict[str, Any]:
     """Answer after ``?seconds=`` (at most 10), to have requests in flight."""
     try:
-        seconds = min(float(request.params.get("seconds", "1")), 10.0)
-    except ValueError:
-        raise httpexceptions.HTTPBadRequest("seconds must be a number") from None
+        seconds = duration_param(request, "seconds", 1.0, 10.0)
+    except ParamError as error:
+        raise httpexceptions.HTTPBadRequest(str(error)) from None
     LOG.info("sleeping %ss for request %s", seconds, request.c2c_request_id)
     # The app's own timer: "sleep" in stats.json, <prefix>.sleep (statsd), <prefix>sleep_seconds.
     with stats.timer_context(["sleep"]):
