@@ -268,17 +268,22 @@ def includeme(config: Configurator) -> None:
     if not first_time(config, "errors"):
         return
     views = ErrorViews(ErrorsSettings.of(config))
-    config.add_exception_view(views.http_exception, context=HTTPException)
-    config.add_exception_view(views.bad_url, context=URLDecodeError)
+
+    def add(view: Any, context: type[BaseException]) -> None:
+        # As the original's: an error answer is never cached (Cache-Control: no-cache, no-store...).
+        config.add_exception_view(view, context=context, http_cache=0)
+
+    add(views.http_exception, HTTPException)
+    add(views.bad_url, URLDecodeError)
     for context in (ValueError, LookupError, RecursionError, DeprecationWarning):
-        config.add_exception_view(views.unreadable_request, context=context)
-    config.add_exception_view(views.connection_error, context=ConnectionError)
-    config.add_exception_view(views.client_disconnected, context=DisconnectionError)
+        add(views.unreadable_request, context)
+    add(views.connection_error, ConnectionError)
+    add(views.client_disconnected, DisconnectionError)
     # Optional libraries: their errors can only happen when they are installed.
     integrity_error = _optional_exception("sqlalchemy.exc", "IntegrityError")
     if integrity_error is not None:
-        config.add_exception_view(views.integrity_error, context=integrity_error)
+        add(views.integrity_error, integrity_error)
     no_more_data = _optional_exception("gunicorn.http.errors", "NoMoreData")
     if no_more_data is not None:
-        config.add_exception_view(views.client_disconnected, context=no_more_data)
-    config.add_exception_view(views.unexpected, context=Exception)
+        add(views.client_disconnected, no_more_data)
+    add(views.unexpected, Exception)

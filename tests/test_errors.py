@@ -96,6 +96,12 @@ def test_unexpected_error_is_500_without_internals(app: Any) -> None:
     assert "stacktrace" not in response.json
 
 
+@pytest.mark.parametrize(("path", "status"), [("/crash", 500), ("/no/such/page", 404), ("/%ff", 400)])
+def test_error_answers_are_never_cached_as_in_the_original(app: Any, path: str, status: int) -> None:
+    cache_control = app.get(path, status=status).headers["Cache-Control"]
+    assert {"no-cache", "no-store", "max-age=0"} <= {part.strip() for part in cache_control.split(",")}
+
+
 def test_unexpected_error_body_carries_the_request_id(app: Any) -> None:
     response = app.get("/crash", headers={"X-Request-ID": "abc-123"}, status=500)
     assert response.json["request_id"] == "abc-123"
