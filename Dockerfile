@@ -1,5 +1,5 @@
 # The c2cwsgiutils base image: the package and its dependencies in a venv, the console scripts on
-# PATH, environment defaults, a non-root user. An app adds its code and production.ini in /app.
+# PATH, environment defaults; it serves as www-data. An app adds its code and production.ini in /app.
 # See the README, section "Docker image".
 ARG BASE_IMAGE=debian:trixie-slim
 
@@ -47,6 +47,7 @@ WORKDIR /app
 # package's); override any with `docker run -e NAME=value`. Settings that also have an ini key get
 # no default here: the environment wins over the ini file, so it would hide the app's own
 # production.ini. Secrets (LOG_VIEW_SECRET...) have none either: what they protect stays off.
+# C2CWSGIUTILS_USER alone differs from the package's default (unset: serve as whoever starts it).
 ENV PATH=/opt/c2cwsgiutils/bin:$PATH \
     VIRTUAL_ENV=/opt/c2cwsgiutils \
     PYTHONUNBUFFERED=1 \
@@ -68,13 +69,16 @@ ENV PATH=/opt/c2cwsgiutils/bin:$PATH \
     GUNICORN_GRACEFUL_TIMEOUT=30 \
     GUNICORN_KEEPALIVE=2 \
     GUNICORN_ACCESS_LOG=- \
-    C2CWSGIUTILS_PID_FILE=/tmp/c2cwsgiutils.pid
+    C2CWSGIUTILS_PID_FILE=/tmp/c2cwsgiutils.pid \
+    C2CWSGIUTILS_USER=33:33
 EXPOSE 8080
 # $C2C_BASE_PATH/health (liveness: touches no dependency) on the first TCP address of GUNICORN_BIND;
 # any HTTP answer below 500 counts as healthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["c2cwsgiutils_healthcheck"]
-# www-data (33), given by number so that Kubernetes' runAsNonRoot can check it.
-USER 33:33
+# No USER: an app's Dockerfile written for the original image (COPY . /app, RUN pip install -e /app,
+# RUN c2cwsgiutils_genversion.py) runs its steps as root. The serving processes are not root:
+# started as root, c2cwsgiutils_run becomes C2CWSGIUTILS_USER (www-data) before gunicorn starts;
+# started as another user (docker run --user, Kubernetes' runAsUser), it keeps that one.
 CMD ["c2cwsgiutils_run"]
 
 ARG VERSION=dev

@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 .PHONY: run reload test lint typecheck pytest services bench bench-details bench-instructions docs clean
 
 # The venv is rebuilt when the packages' definitions change; [dev] includes [all], as the image.
-$(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml
+$(BIN)/.installed: pyproject.toml acceptance_tests/app/pyproject.toml acceptance_tests/app_legacy/setup.py
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e acceptance_tests/app
+	$(BIN)/pip install --quiet -e '.[dev]' -e acceptance_tests/app -e acceptance_tests/app_legacy
 	touch $@
 
 ## run: serve the example app with c2cwsgiutils_run on http://localhost:$(PORT) (pid file per port)
@@ -70,26 +70,30 @@ bench-details: $(BIN)/.installed
 	$(BIN)/python bench/health_check.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info acceptance_tests/app/*.egg-info \
+		acceptance_tests/app_legacy/*.egg-info
 
 # Docker image (README, "Docker image"). `make image` builds with docker where an engine answers,
 # else with buildah on a debootstrapped Debian; `make acceptance-image` always uses buildah, whose
 # working containers the test runs on the host network.
 IMAGE ?= camptocamp/c2cwsgiutils
 APP_IMAGE ?= c2cwsgiutils-app:latest
+LEGACY_IMAGE ?= c2cwsgiutils-app-legacy:latest
 
 .PHONY: image acceptance-image acceptance-compose publish
 
-## image: build the base image ($(IMAGE):latest) and the example app's image ($(APP_IMAGE))
+## image: build the base image ($(IMAGE):latest) and the example apps' images ($(APP_IMAGE), $(LEGACY_IMAGE))
 image:
-	IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
+	IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) LEGACY_IMAGE=$(LEGACY_IMAGE) scripts/image-build.sh
 
-## acceptance-image: build both images with buildah; the image tests and the example app's suite in a container
+## acceptance-image: build the images with buildah; the image tests, the example app's and the legacy app's
+## suites in containers
 acceptance-image: $(BIN)/.installed
-	IMAGE_BUILDER=buildah IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) scripts/image-build.sh
-	C2C_TEST_IMAGE=$(APP_IMAGE) $(BIN)/pytest -p no:cacheprovider --c2c-composition image \
-		acceptance_tests/tests/test_image.py acceptance_tests/tests/test_example_app.py \
-		acceptance_tests/tests/test_example_app_db.py
+	IMAGE_BUILDER=buildah IMAGE=$(IMAGE):latest APP_IMAGE=$(APP_IMAGE) LEGACY_IMAGE=$(LEGACY_IMAGE) \
+		scripts/image-build.sh
+	C2C_TEST_IMAGE=$(APP_IMAGE) C2C_TEST_LEGACY_IMAGE=$(LEGACY_IMAGE) $(BIN)/pytest -p no:cacheprovider \
+		--c2c-composition image acceptance_tests/tests/test_image.py acceptance_tests/tests/test_example_app.py \
+		acceptance_tests/tests/test_example_app_db.py acceptance_tests/tests_legacy
 
 ## acceptance-compose: with a Docker engine, the composition (two app containers, Redis, primary and replica)
 acceptance-compose: image

@@ -86,6 +86,15 @@ class ServerSettings(SettingsGroup):
         DEFAULT_PID_FILE,
         "Where the gunicorn master writes its pid, for `c2cwsgiutils_reload`.",
     )
+    user: str = setting(
+        "C2CWSGIUTILS_USER",
+        None,
+        "",
+        "The user `c2cwsgiutils_run` serves as when started as root (`uid:gid` or names, `www-data`): it "
+        "switches before gunicorn starts, so the master, its workers and the pid file are that user's, "
+        "and it refuses to serve as root if it cannot. Started as another user (`docker run --user`), it "
+        "keeps that one. The image sets `33:33` (www-data).",
+    )
     params: str = setting(
         "GUNICORN_PARAMS",
         None,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Build the base image (Dockerfile) and the example app's image (acceptance_tests/app/Dockerfile).
+# Build the base image (Dockerfile), the example app's image (acceptance_tests/app/Dockerfile) and
+# the legacy app's (acceptance_tests/app_legacy/Dockerfile, written for the original base image).
 # With a Docker engine that answers, `docker build` on debian:trixie-slim; otherwise buildah on a
 # base made here by scripts/image-base.sh. Prints the app image's name on the last line.
-#   IMAGE=camptocamp/c2cwsgiutils:latest APP_IMAGE=c2cwsgiutils-app:latest (the names)
+#   IMAGE=camptocamp/c2cwsgiutils:latest APP_IMAGE=c2cwsgiutils-app:latest
+#   LEGACY_IMAGE=c2cwsgiutils-app-legacy:latest (the names)
 #   VERSION, REVISION, CREATED: OCI labels (default: from git)
 #   GIT_HASH, GIT_TAG: the example app's versions.json (default: REVISION, and the commit's tag if any)
 #   PIP_CERT, PIP_INDEX_URL (default: this machine's pip configuration): given to pip in the build as
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-camptocamp/c2cwsgiutils:latest}
 APP_IMAGE=${APP_IMAGE:-c2cwsgiutils-app:latest}
+LEGACY_IMAGE=${LEGACY_IMAGE:-c2cwsgiutils-app-legacy:latest}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 # The commit's date rather than the clock, so that an unchanged tree rebuilds from the cache.
@@ -26,6 +29,8 @@ die() { echo "image-build.sh: $*" >&2; exit 1; }
 
 args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "CREATED=$CREATED")
 app_args=(--build-arg "GIT_HASH=$GIT_HASH" --build-arg "GIT_TAG=$GIT_TAG")
+# The legacy app's Dockerfile is the original's form: no secret mount (its install needs no download).
+legacy_args=(--build-arg "GIT_HASH=$GIT_HASH" --build-arg "BASE_IMAGE=$IMAGE" --tag "$LEGACY_IMAGE")
 cache=()
 [ "${NO_CACHE:-0}" = 1 ] && cache=(--no-cache)
 secrets=()
@@ -47,6 +52,7 @@ if [ "${IMAGE_BUILDER:-}" != buildah ] && command -v docker >/dev/null && docker
   export DOCKER_BUILDKIT=1
   docker build --pull "${cache[@]}" "${args[@]}" "${secrets[@]}" --tag "$IMAGE" . >&2
   docker build "${secrets[@]}" "${app_args[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+  docker build "${legacy_args[@]}" acceptance_tests/app_legacy >&2
 else
   command -v buildah >/dev/null || die "neither a Docker engine nor buildah (apt-get install buildah debootstrap)"
   export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs} BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
@@ -55,5 +61,7 @@ else
   bud=(buildah bud --quiet --layers "${cache[@]}" --format docker --network host "${secrets[@]}")
   "${bud[@]}" "${args[@]}" --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" . >&2
   "${bud[@]}" "${app_args[@]}" --build-arg "BASE_IMAGE=$IMAGE" --tag "$APP_IMAGE" acceptance_tests/app >&2
+  buildah bud --quiet --layers "${cache[@]}" --format docker --network host "${legacy_args[@]}" \
+    acceptance_tests/app_legacy >&2
 fi
 echo "$APP_IMAGE"

@@ -3,6 +3,8 @@
 Runs when C2C_TEST_IMAGE names the app image, as `make acceptance-image` does after building it;
 the containers are buildah working containers on the host network (c2cwsgiutils.acceptance.image).
 `app` is the suite's image composition (``--c2c-composition image``, acceptance_tests/tests/conftest.py).
+The image built from a Dockerfile written for the original base image (no USER line) is the legacy
+app's, tested by its own suite (acceptance_tests/tests_legacy) in the same make target.
 """
 
 import json
@@ -107,6 +109,10 @@ def test_start_prints_no_python_warning(app: ImageServer) -> None:
 
 
 def test_gunicorn_runs_as_non_root(app: ImageServer) -> None:
+    """The example app's image starts as its USER 33:33 (as `docker run --user`): kept, no switch.
+
+    The legacy app's image starts as root and switches (acceptance_tests/tests_legacy).
+    """
     master = app.master_pid()
     assert uid_of(master) != 0
     assert all(uid_of(pid) != 0 for pid in app.worker_pids())

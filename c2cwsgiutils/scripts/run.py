@@ -9,11 +9,18 @@ The check of the ini file imports the app's factory: it runs in a forked child, 
 while the libraries every worker needs (pyramid, c2cwsgiutils, gunicorn) are imported once, here,
 before gunicorn forks the workers. Start-up was a second Python process (``exec``) importing them
 again.
+
+Started as root with ``C2CWSGIUTILS_USER`` set (the image sets ``33:33``), it becomes that user
+first, as an entrypoint's ``gosu`` would: so the check, the gunicorn master, its workers and the
+pid file are that user's, while an app's Dockerfile still installs into the venv as root.
 """
 
 import argparse
+import dataclasses
+import grp
 import json
 import os
+import pwd
 import shlex
 import sys
 import traceback
@@ -67,6 +74,91 @@ def free_pid_file(pid_file: str) -> None:
     raise master_identity.PidFileError(
         f"another server (pid {pid}) uses the pid file {pid_file}; set C2CWSGIUTILS_PID_FILE to another path"
     )
+
+
+class UserSwitchError(Exception):
+    """The user of ``C2CWSGIUTILS_USER`` is unknown, or this process cannot become it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Account:
+    """Who ``c2cwsgiutils_run`` serves as: ids, supplementary groups, home folder."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+def account(spec: str) -> Account:
+    """Resolve ``USER[:GROUP]`` (names or numbers) with the system's user and group databases.
+
+    A uid without a passwd entry needs its group: Docker would give it group 0 (root's).
+    """
+    user, _, group = spec.partition(":")
+    try:
+        entry: pwd.struct_passwd | None = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if not user.isdigit():
+            raise UserSwitchError(f"C2CWSGIUTILS_USER={spec}: no user named {user!r}") from None
+        entry = None
+    uid = entry.pw_uid if entry is not None else int(user)
+    if group.isdigit():
+        gid = int(group)
+    elif group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise UserSwitchError(f"C2CWSGIUTILS_USER={spec}: no group named {group!r}") from None
+    elif entry is not None:
+        gid = entry.pw_gid
+    else:
+        raise UserSwitchError(
+            f"C2CWSGIUTILS_USER={spec}: uid {uid} has no passwd entry; give its group (uid:gid)"
+        )
+    if entry is None:
+        return Account(uid, gid, (gid,), "/")
+    return Account(uid, gid, tuple(os.getgrouplist(entry.pw_name, gid)), entry.pw_dir)
+
+
+def switch_user(spec: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """Become the user of ``spec`` if this process is root; return the environment to change.
+
+    Nothing happens when ``spec`` is empty or the process is not root (``docker run --user``,
+    Kubernetes' ``runAsUser``): it serves as it is. ``HOME`` follows the user, unless it was set
+    to something else than root's.
+    """
+    if not spec or os.geteuid() != 0:
+        return {}
+    target = account(spec)
+    if target.uid == 0:
+        return {}  # root, asked for by name
+    try:
+        os.setgroups(list(target.groups))
+        os.setresgid(target.gid, target.gid, target.gid)
+        os.setresuid(target.uid, target.uid, target.uid)
+    except OSError as error:
+        raise UserSwitchError(
+            f"cannot become user {spec} (C2CWSGIUTILS_USER): {error.strerror or error}; "
+            "refusing to serve as root"
+        ) from None
+    try:  # as gosu does: root must be out of reach now
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise UserSwitchError(f"still able to become root after switching to {spec}; refusing to serve")
+    root_home = _root_home()
+    if environ.get("HOME", root_home) in (root_home, ""):
+        return {"HOME": target.home}
+    return {}
+
+
+def _root_home() -> str:
+    try:
+        return pwd.getpwuid(0).pw_dir
+    except KeyError:
+        return "/root"
 
 
 def check_in_child(environ: Mapping[str, str], check_only: bool) -> tuple[int, dict[str, str]]:
@@ -141,6 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"c2cwsgiutils_run: GUNICORN_PARAMS: {error}", file=sys.stderr)
         return 2
+    try:
+        user_env = switch_user(
+            gunicorn_settings.ServerSettings.declaration("user").resolve(None, environ), environ
+        )
+    except UserSwitchError as error:
+        print(f"c2cwsgiutils_run: {error}", file=sys.stderr)
+        return 2
+    os.environ.update(user_env)
+    environ.update(user_env)
     sys.stdout.flush()
     sys.stderr.flush()
     code, gunicorn_env = check_in_child(environ, args.check)
