@@ -9,6 +9,7 @@ runs those of level N or less (default 1) concurrently, each with its own timeou
 says that a worker answers, for a container ``HEALTHCHECK`` or a Kubernetes liveness probe.
 """
 
+import collections
 import concurrent.futures
 import contextvars
 import dataclasses
@@ -39,6 +40,8 @@ from c2cwsgiutils.scrub import scrub_text
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+    from c2cwsgiutils._db_routing import Router
 
 LOG = logging.getLogger(__name__)
 _USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
@@ -77,6 +80,10 @@ class CheckSkippedError(Exception):
 
 
 MAINTENANCE_SKIP = "read-only database maintenance"
+REDIS_CHECK = "redis"
+"""The Redis check added when Redis is configured (:meth:`HealthCheck.add_redis_check` renames it)."""
+VERSION_CHANNEL = "c2c_health_check_version"
+"""The broadcast channel on which each process answers its version (:meth:`HealthCheck.add_version_check`)."""
 
 
 @dataclasses.dataclass
@@ -112,13 +119,15 @@ class HealthCheck:
         self.default_timeout = HealthCheckSettings.of(config).timeout
         self._development = ErrorsSettings.of(config).development
         self._registry = config.registry
+        self._config = config  # for the features a check needs (the broadcast of the version check)
         config.include("c2cwsgiutils.health_check")
         add_ops_view(config, "health_check", "/health_check", self.view, request_method=("GET", "HEAD"))
         from c2cwsgiutils.broadcast import BroadcastSettings  # noqa: PLC0415
 
-        redis_target = redis_connection.configured_target(config)
-        if redis_target is not None:
-            self._add_redis_check(redis_target, BroadcastSettings.of(config).redis_timeout)
+        self._redis_target = redis_connection.configured_target(config)
+        self._redis_timeout = BroadcastSettings.of(config).redis_timeout
+        if self._redis_target is not None:
+            self._add_redis_check(self._redis_target, self._redis_timeout)
 
     # Adding checks.
 
@@ -146,9 +155,11 @@ class HealthCheck:
         timeout: float = 3,
         level: int = 1,
     ) -> None:
-        """Check that a GET of ``url`` (or of ``url(request)``) answers below 400, or passes ``check_cb``.
+        """Check that a GET of ``url`` (or of ``url(request)``) answers below 400, then passes ``check_cb``.
 
-        The check is named by its URL unless ``name`` is given (needed when ``url`` is a function).
+        An error status (4xx, 5xx) fails the check before ``check_cb`` is called, as the
+        original's did: ``check_cb`` adds to the status check, never replaces it. The check is
+        named by its URL unless ``name`` is given (needed when ``url`` is a function).
         ``timeout`` is the request's and the check's.
         """
         if name is None:
@@ -159,9 +170,8 @@ class HealthCheck:
         def check(request: Request) -> None:
             target = url if isinstance(url, str) else url(request)
             response = requests.get(target, timeout=timeout)
-            if check_cb is None:
-                response.raise_for_status()
-            else:
+            response.raise_for_status()
+            if check_cb is not None:
                 check_cb(request, response)
 
         self.add_check(name, check, level, timeout)
@@ -182,14 +192,15 @@ class HealthCheck:
         fails while the replica does not answer, even though reads then go to the primary.
         """
         extras.require("sqlalchemy", "db", "the database health check")
-        session = _check_session(session)
-        engines = self._engines_of(session)
+        router = _router_of(session)
+        check_session = _check_session(router)
+        engines = self._engines_of(router)
         for index, (prefix, engine) in enumerate(engines):
             # With a replica, the primary is not used during read-only maintenance: not checked.
             skip_in_maintenance = index == 0 and len(engines) > 1
             self.add_check(
                 f"db_engine_{prefix}",
-                _DbCheck(session, engine, query_cb, at_least_one_model, skip_in_maintenance),
+                _DbCheck(check_session, engine, query_cb, at_least_one_model, skip_in_maintenance),
                 level,
                 timeout,
             )
@@ -216,32 +227,75 @@ class HealthCheck:
         ini_path = os.path.abspath(alembic_ini_path)
         if not os.path.isfile(ini_path):
             raise FileNotFoundError(f"the alembic configuration {ini_path} does not exist")
-        engines = [engine for _, engine in self._engines_of(session)]
+        engines = [engine for _, engine in self._engines_of(_router_of(session))]
         self.add_check(name, _AlembicCheck(ini_path, engines, version_schema, version_table), level, timeout)
 
-    def _add_redis_check(self, redis_target: redis_connection.RedisTarget, timeout: float) -> None:
+    def add_redis_check(self, name: str | None = None, level: int = 1, timeout: float | None = None) -> None:
+        """Check that the toolkit's Redis answers a ``PING`` (a later upstream name).
+
+        The check is there as soon as ``C2C_REDIS_URL`` or ``C2C_REDIS_SENTINELS`` is set (named
+        ``redis``, level 1): this call gives it a name and a level. Unlike upstream, ``name``
+        defaults to ``redis``, not to the URL, which may hold a password. Without Redis, a
+        RuntimeError, as upstream's.
+        """
+        if self._redis_target is None:
+            raise RuntimeError("no Redis to check: set C2C_REDIS_URL or C2C_REDIS_SENTINELS")
+        self._checks.pop(REDIS_CHECK, None)  # the automatic one: one check of the same Redis
+        self._add_redis_check(self._redis_target, self._redis_timeout, name or REDIS_CHECK, level, timeout)
+
+    def _add_redis_check(
+        self,
+        redis_target: redis_connection.RedisTarget,
+        redis_timeout: float,
+        name: str = REDIS_CHECK,
+        level: int = 1,
+        timeout: float | None = None,
+    ) -> None:
         holder: list[Any] = []
 
         def check(request: Request) -> None:
             if not holder:
                 # Behind Sentinels, the client asks them for the current master on each connection.
-                holder.append(redis_connection.make_client(redis_target, timeout))
+                holder.append(redis_connection.make_client(redis_target, redis_timeout))
             holder[0].ping()
 
-        self.add_check("redis", check, 1)
+        self.add_check(name, check, level, timeout)
 
-    def _engines_of(
-        self, session: "scoped_session[Session] | sessionmaker[Session]"
-    ) -> "list[tuple[str, Engine]]":
-        from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+    def add_version_check(self, name: str = "version", level: int = 2, timeout: float | None = None) -> None:
+        """Check that every process the broadcast reaches runs this one's version (a later upstream name).
+
+        Each process answers the git hash of its versions file (``C2C_VERSIONS_PATH``, read now);
+        the check fails when one differs, naming the versions and how many processes run each.
+        The processes are the workers of this gunicorn and, with ``C2C_REDIS_URL`` (or the
+        Sentinels), those of every container sharing that Redis and ``C2C_BROADCAST_PREFIX``: a
+        rolling deployment fails it until it is over. Processes without a versions file are left
+        out, as upstream's; one that does not answer in time too (with a warning in the log).
+        """
+        from c2cwsgiutils import broadcast, versions  # noqa: PLC0415 (the health check alone needs neither)
+
+        self._config.include("c2cwsgiutils.broadcast")
+        path = versions.VersionsSettings.of(self._config).path
+        content = versions.read(path) if os.path.exists(path) else None
+        own = versions.main_version(content)[0] if content is not None else None
+        broadcast.subscribe(VERSION_CHANNEL, lambda: own)
+        check_timeout = self.default_timeout if timeout is None else timeout
+
+        def check(request: Request) -> None:
+            # Answers in time for the check to report them, rather than time out.
+            answers = broadcast.broadcast(VERSION_CHANNEL, expect_answers=True, timeout=check_timeout * 0.8)
+            found = collections.Counter(str(answer) for answer in answers or [] if answer)
+            if own is None or set(found) <= {own}:
+                return
+            counts = [f"{own} ({found[own]} processes, this one among them)"] + [
+                f"{version} ({count} processes)" for version, count in found.most_common() if version != own
+            ]
+            raise RuntimeError(f"the processes run different versions: {', '.join(counts)}")
+
+        self.add_check(name, check, level, check_timeout)
+
+    def _engines_of(self, router: "Router") -> "list[tuple[str, Engine]]":
         from c2cwsgiutils.db import ENGINES_KEY  # noqa: PLC0415
 
-        session = _check_session(session)
-        target = session()
-        if not isinstance(target, RoutingSession):
-            raise TypeError("the database health checks need a session made by c2cwsgiutils.db.setup_session")
-        router = target.c2c_router
-        session.remove()
         engines = [router.primary] if router.single else [router.primary, router.replica]
         by_engine = {id(engine): prefix for prefix, engine in self._registry.get(ENGINES_KEY, {}).items()}
         names = ["primary", "replica"]
@@ -378,22 +432,28 @@ def server_timing(outcomes: list[_Outcome]) -> str:
     return ", ".join(parts)
 
 
-def _check_session(session: "scoped_session[Session] | sessionmaker[Session]") -> "scoped_session[Session]":
-    """Return a thread-local session for the checks.
+def _router_of(session: "scoped_session[Session] | sessionmaker[Session]") -> "Router":
+    """Return the router of ``setup_session``'s scoped session or ``setup_request_session``'s sessionmaker."""
+    from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
-    ``setup_session``'s is one already; for the sessionmaker of ``setup_request_session``, a new
-    one on the same router, not joined to any transaction manager (the checks run in threads of
-    their own, where no request's ``request.tm`` is).
+    factory = session.session_factory if isinstance(session, scoped_session) else session
+    if not isinstance(factory, sessionmaker) or "router" not in factory.kw:
+        raise TypeError("the database health checks need a session made by c2cwsgiutils.db")
+    router: Router = factory.kw["router"]
+    return router
+
+
+def _check_session(router: "Router") -> "scoped_session[Session]":
+    """Return a thread-local session on ``router`` for the checks.
+
+    A session of its own, not joined to any transaction manager: the checks run in threads of
+    their own, where no request's ``request.tm`` is, and must not leave a transaction open there.
     """
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
     from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
 
-    if isinstance(session, sessionmaker) and "router" in session.kw:
-        return scoped_session(sessionmaker(class_=RoutingSession, router=session.kw["router"]))
-    if isinstance(session, sessionmaker):
-        raise TypeError("the database health checks need a session made by c2cwsgiutils.db")
-    return session
+    return scoped_session(sessionmaker(class_=RoutingSession, router=router))
 
 
 class _DbCheck:

@@ -1,16 +1,21 @@
 """Log handlers that write JSON records with the request's context: on a stream, or to syslog as CEE.
 
 - :class:`JsonLogHandler`: one JSON object per line on a stream (stdout by default).
-- :class:`PyramidCeeSysLogHandler`: ``@cee:`` + the same JSON, over UDP, in an RFC 5424 syslog
+- :class:`PyramidCeeSysLogHandler`: ``@cee: `` + the same JSON, over UDP, in an RFC 5424 syslog
   frame that rsyslog parses (``mmjsonparse`` reads the JSON).
 
-Both write the fields the original c2cwsgiutils wrote, so that log pipelines built for it keep
-working (GELF names): ``short_message``, ``full_message`` (only when it says more), ``level`` (the
-syslog severity: 6 for INFO), ``level_name``, ``facility`` (the logger's name), ``host``,
-``timestamp``, ``process``, ``thread``, ``file``, ``line``, ``function``; what the caller passed
-with ``extra=``; and, for a record logged while a request is served, ``request_id``,
-``client_addr``, ``method``, ``path`` (secrets scrubbed), ``matched_route`` and, when the request
-carries a W3C ``traceparent``, ``trace_id``.
+Both write the fields of the original c2cwsgiutils' records (``cee_syslog_handler``'s
+``make_message_dict`` without its leading underscores, plus its request filter's fields), so that
+log pipelines built for it keep working: ``short_message``, ``full_message`` (only when it says
+more), ``level`` (the syslog severity: 6 for INFO), ``level_name``, ``facility`` and
+``source_facility`` (both the logger's name), ``host``, ``timestamp``, ``file``, ``line``,
+``function``, ``pid``, ``thread_name``, ``process_name``; what the caller passed with ``extra=``
+(a value that is not a string or a number as its ``str()``; a name taken by a field above gets a
+leading ``_``); and, for a record logged while a request is served, ``request_id``,
+``client_addr``, ``method``, ``path`` (URL-quoted, without the query string, as WebOb's
+``request.path``) and ``matched_route``. Fields the original did not have: ``query_string`` (the
+request's, secrets scrubbed), ``trace_id`` (when the request carries a W3C ``traceparent``) and
+``truncated`` (syslog records cut down to fit a datagram).
 
 Neither handler ever raises into the app or blocks a request: the syslog handler only queues a
 datagram, which a background thread resolves and sends; a handler that cannot write warns on
@@ -31,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -43,11 +49,17 @@ from c2cwsgiutils.scrub import scrub_query_string
 
 # Syslog severities (RFC 5424) of Python's levels: GELF's "level" field.
 _SEVERITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
-# LogRecord attributes that are not the caller's ``extra``.
+# LogRecord attributes that are not the caller's ``extra``; a record with no more has no extra.
+_RECORD_SIZE = len(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
 )
 TRUNCATED = "…[truncated]"
+# Extra values kept as they are, as the original's records did; any other becomes its str().
+_PLAIN_TYPES = (str, int, float)
+_PLAIN_EXACT = frozenset((str, int, float, bool))  # the usual ones, found without isinstance()
+# What WebOb's request.path leaves unquoted: the original's ``path`` field.
+_PATH_SAFE = "/~!$&'()*+,;=:@"
 
 
 def syslog_severity(levelno: int) -> int:
@@ -81,14 +93,16 @@ def request_fields() -> dict[str, Any]:
 
 
 def _compute_request_fields(environ: Mapping[str, Any]) -> dict[str, Any]:
-    # The path as the client sent it (PATH_INFO holds its bytes as latin-1), never failing.
+    # WebOb's request.path (the original's field), from the bytes the client sent (PATH_INFO holds
+    # them as latin-1): the same text for a UTF-8 path, and never failing on one that is not.
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1", "replace")
     query = environ.get("QUERY_STRING", "")
     fields: dict[str, Any] = {
         "request_id": request_tracking.current_request_id.get(),
         "client_addr": environ.get("REMOTE_ADDR"),
         "method": environ.get("REQUEST_METHOD"),
-        "path": path.decode("utf-8", "backslashreplace") + (f"?{scrub_query_string(query)}" if query else ""),
+        "path": urllib.parse.quote(path, safe=_PATH_SAFE),
+        "query_string": scrub_query_string(query) if query else None,
     }
     trace = request_tracking.trace_id(environ.get("HTTP_TRACEPARENT"))
     if trace is not None:
@@ -142,14 +156,15 @@ class JsonFormatter(logging.Formatter):
             "level": syslog_severity(record.levelno),
             "level_name": record.levelname,
             "facility": record.name,
+            "source_facility": record.name,
             "host": self.host,
             "timestamp": record.created,
-            "process": record.process,
-            "process_name": record.processName,
-            "thread": record.threadName,
             "file": record.pathname,
             "line": record.lineno,
             "function": record.funcName,
+            "pid": record.process,
+            "thread_name": record.threadName,
+            "process_name": record.processName,
         }
         full = message
         if record.exc_info:
@@ -160,10 +175,16 @@ class JsonFormatter(logging.Formatter):
             full += "\n" + self.formatStack(record.stack_info)
         if full != message:
             fields["full_message"] = full
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and value is not None:
-                # Elasticsearch ignores fields whose name starts with an underscore.
-                fields[key.lstrip("_") or key] = value
+        attributes = vars(record)
+        if len(attributes) > _RECORD_SIZE:  # the caller's extra, or a text formatter's message
+            for key, value in attributes.items():
+                if key in _RECORD_ATTRIBUTES or value is None:
+                    continue
+                name = _extra_name(key, fields) if key in fields or key[:1] == "_" else key
+                if type(value) in _PLAIN_EXACT or isinstance(value, _PLAIN_TYPES):
+                    fields[name] = value
+                else:
+                    fields[name] = _safe_str(value)
         for key, value in request_fields().items():
             fields.setdefault(key, value)
         return fields
@@ -182,6 +203,16 @@ class JsonFormatter(logging.Formatter):
         if exception is None or isinstance(exception, BaseExceptionGroup):
             return super().formatException(ei)
         return "".join(_format_exception(exception, set())).rstrip("\n")
+
+
+def _extra_name(key: str, fields: Mapping[str, Any]) -> str:
+    """Return the original's name of an extra field: without one leading ``_`` unless that is taken.
+
+    Elasticsearch ignores fields whose name starts with an underscore; an extra whose bare name
+    is a field already (``host``, ``line``...) keeps (or gets) one, so that it never hides it.
+    """
+    bare = key[1:] if key[:1] == "_" else key
+    return bare if bare and bare not in fields else "_" + bare
 
 
 def _format_exception(exception: BaseException, seen: set[int]) -> list[str]:
@@ -239,7 +270,7 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class PyramidCeeSysLogHandler(logging.handlers.SysLogHandler):
-    """Send records as ``@cee:`` JSON over UDP to syslog (rsyslog: ``mmjsonparse``).
+    """Send records as ``@cee: `` JSON over UDP to syslog (rsyslog: ``mmjsonparse``).
 
     Takes what ``SysLogHandler`` takes, so the usual ini form works::
 
@@ -282,13 +313,16 @@ class PyramidCeeSysLogHandler(logging.handlers.SysLogHandler):
         self._hostname = self.json_formatter.host
 
     def frame(self, record: logging.LogRecord) -> bytes:
-        """Return the datagram of a record: an RFC 5424 header, then ``@cee:`` and the JSON."""
+        """Return the datagram of a record: an RFC 5424 header, then ``@cee: `` and the JSON.
+
+        ``@cee: `` with its space is the original's marker: consumers that look for it find it.
+        """
         priority = self.facility * 8 + syslog_severity(record.levelno)
         stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
             timespec="microseconds"
         )
         stamp = stamp.replace("+00:00", "Z")
-        header = f"<{priority}>1 {stamp} {self._hostname} {self.ident} {record.process} - - @cee:".encode()
+        header = f"<{priority}>1 {stamp} {self._hostname} {self.ident} {record.process} - - @cee: ".encode()
         return header + fit(self.json_formatter.fields(record), self.max_size - len(header))
 
     def emit(self, record: logging.LogRecord) -> None:

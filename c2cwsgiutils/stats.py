@@ -122,19 +122,27 @@ def make_key(key: str | Sequence[Any] | None, more: Iterable[Any] = ()) -> Key:
 
 
 def key_text(key: Key, tags: Tags = None) -> str:
-    """Return the key as stats.json shows it: the parts joined by ``/``, then the tags."""
-    text = "/".join(key)
+    """Return the key as stats.json shows it: the parts joined by ``/`` (in a part: ``_``), then the tags."""
+    text = "/".join(part.replace("/", "_") for part in key)
     if tags:
         text += "{" + ",".join(f"{name}={value}" for name, value in sorted(tags.items())) + "}"
     return text
 
 
-_STATSD_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+# The original's rule (``:``, ``|`` and ``.`` are statsd's delimiters), and the control characters:
+# a line break would split a line of our packed datagrams.
+_STATSD_UNSAFE = re.compile(r"[:|.\x00-\x1f\x7f]")
 _STATSD_TAG_UNSAFE = re.compile(r"[,|#:\s]")
+STATSD_MAX_NAME = 450
+"""Longest statsd name, prefix included (the original's limit): longer ones are cut."""
 
 
 def statsd_part(part: str) -> str:
-    """Return a key part safe in a statsd name: anything but letters, digits, ``_`` and ``-`` is ``_``."""
+    """Return a key part as the original put it in a statsd name: ``:``, ``|``, ``.`` and controls as ``_``.
+
+    Anything else stays (spaces, ``?``, ``(``...), so that the statsd server sanitises the names
+    as it did the original's, and the series of existing dashboards go on.
+    """
     return _STATSD_UNSAFE.sub("_", part) or "_"
 
 
@@ -351,7 +359,7 @@ class StatsdBackend(Backend):
         """Return the statsd name of a key: the prefix, then the sanitised parts joined by dots."""
         name = self._names.get(key)
         if name is None:
-            name = self.prefix + ".".join(statsd_part(part) for part in key)
+            name = (self.prefix + ".".join(statsd_part(part) for part in key))[:STATSD_MAX_NAME]
             if len(self._names) < _MAX_CACHED_NAMES:
                 self._names[key] = name
         return name
@@ -565,9 +573,22 @@ class Timer:
         self._tags = tags
         self._start = time.perf_counter()
 
-    def stop(self, key: str | Sequence[Any] | None = None, *more: Any, tags: Tags = None) -> float:
-        """Record the duration under the timer's key (or ``key``, if given now); return it, in seconds."""
+    def stop(
+        self,
+        key: str | Sequence[Any] | None = None,
+        *more: Any,
+        tags: Tags = None,
+        key_final: str | Sequence[Any] | None = None,
+    ) -> float:
+        """Record the duration under the timer's key (or ``key``, if given now); return it, in seconds.
+
+        ``key_final`` is the original's name of ``key``: ``timer.stop(key_final=["export", "csv"])``.
+        """
         seconds = time.perf_counter() - self._start
+        if key_final is not None:
+            if key is not None:
+                raise TypeError("give the final key as key or as key_final, not both")
+            key = key_final
         final = make_key(key, more) if key is not None else self._key
         if not final:
             raise ValueError("a timer needs a key, given to timer() or to stop()")

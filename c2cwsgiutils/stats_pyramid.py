@@ -92,12 +92,14 @@ def configure_backends(
 
 
 def reset() -> None:
-    """Forget the backends and the stats.json channel (for tests)."""
+    """Forget the backends, the stats.json channel and the known SQL shapes and hosts (for tests)."""
     global _configured  # noqa: PLW0603
     stats.reset()
     STATS_BROADCASTER.reset()
     _configured = None
     _known_hosts.clear()
+    _known_shapes.clear()
+    _shapes.clear()
     request_tracking.REQUESTS_HOOKS.measure = None
 
 
@@ -214,20 +216,65 @@ def _record(
 
 _SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _SQL_NUMBER = re.compile(r"(?<![\w.$])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
-_SQL_PARAM = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?")
+_SQL_PARAM = re.compile(r"%\(\w+\)\w|%s|\$\d+|(?<![:\w]):\w+|\?")
 _SQL_IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
 _SQL_ROWS = re.compile(r"(\(\s*\?(?:\s*,\s*\?)*\s*\))(?:\s*,\s*\(\s*\?(?:\s*,\s*\?)*\s*\))+")
 _SQL_SPACES = re.compile(r"\s+")
+# A cast of a parameter, as SQLAlchemy's psycopg (3) dialect writes them and psycopg2's did not
+# (``%(id)s::INTEGER``, ``::TIMESTAMP WITH TIME ZONE``, ``::VARCHAR(50)[]``): dropped, so that a
+# query has the key it had with the original on psycopg2.
+_SQL_PARAM_CAST = re.compile(
+    r'\?::(?:"[^"]*"|\w+)(?:\.(?:"[^"]*"|\w+))?(?:\([?\d, ]*\))?'
+    r"(?: PRECISION| VARYING(?:\([?\d]*\))?| WITH(?:OUT)? TIME ZONE)?(?:\[\])*",
+    re.IGNORECASE,
+)
 _shapes: dict[str, str] = {}
 _known_shapes: set[str] = set()
+_MAX_CACHED_STATEMENT = 4000
 
 
-def normalize_sql(statement: str, max_length: int = 300) -> str:
-    """Return the shape of a query: literals and parameters as ``?``, ``IN (...)`` and rows collapsed."""
+def _replace_between(text: str, start: str, end: str, replacement: str) -> str:
+    """Replace each ``{start}...{end}`` (the shortest, left to right) by ``replacement``.
+
+    What ``re.sub(f"{start}.*?{end}", replacement, text)`` does, in linear time: when no ``end``
+    follows one ``start``, none follows a later one, so the search stops (the regex would scan to
+    the end of the text again from each later ``start``: quadratic on a long statement).
+    """
+    parts: list[str] = []
+    position = 0
+    while (found := text.find(start, position)) >= 0:
+        closing = text.find(end, found + len(start))
+        if closing < 0:
+            break
+        parts += (text[position:found], replacement)
+        position = closing + len(end)
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def normalize_sql(statement: str, max_length: int = 1000) -> str:
+    """Return the shape of a query: the original c2cwsgiutils' key, with every value as ``?``.
+
+    As the original: a ``SELECT`` loses its column list (``SELECT FROM hello LIMIT ?``), an
+    ``INSERT`` is named by its table (``INSERT INTO hello``), an ``UPDATE`` loses its ``SET``
+    list (``UPDATE hello SET WHERE hello.id = ?``), ``IN (...)`` is ``IN (?)`` and parameters
+    are ``?``, without the casts psycopg 3 adds to them. Beyond it, for safety (no value in a
+    metric name) and fewer shapes: string and number literals and every parameter style are
+    ``?``, whitespace is one space, and multi-row ``VALUES`` are one row. Each step is linear in
+    the statement's length.
+    """
     shape = _SQL_STRING.sub("?", statement)
     shape = _SQL_PARAM.sub("?", shape)
     shape = _SQL_NUMBER.sub("?", shape)
     shape = _SQL_SPACES.sub(" ", shape).strip()
+    shape = _SQL_PARAM_CAST.sub("?", shape)
+    shape = _replace_between(shape, "SELECT ", " FROM", "SELECT FROM")
+    insert = shape.find("INSERT INTO ")
+    if insert >= 0:
+        columns = shape.find(" (", insert + len("INSERT INTO "))
+        if columns >= 0:
+            shape = shape[:columns]
+    shape = _replace_between(shape, "SET ", " WHERE", "SET WHERE")
     shape = _SQL_IN_LIST.sub("IN (?)", shape)
     shape = _SQL_ROWS.sub(r"\1", shape)
     return shape[:max_length]
@@ -243,7 +290,9 @@ def sql_key(statement: str) -> str:
                 shape = "other"
             else:
                 _known_shapes.add(shape)
-        if len(_shapes) < 10 * MAX_QUERIES:
+        # Statements are remembered by their text: not the long ones (a 5,000-element IN list
+        # of each length would hold megabytes), which are keyed again, in linear time.
+        if len(_shapes) < 10 * MAX_QUERIES and len(statement) <= _MAX_CACHED_STATEMENT:
             _shapes[statement] = shape
     return shape
 

@@ -3,7 +3,8 @@
 - ``health.sleepers = N``: N checks ``sleep_<i>`` that take 200 ms each;
 - ``health.hang = true``: a check ``hang`` that never returns, with a 1 s timeout;
 - ``health.url = URL``: a URL check of ``URL``, with a 1 s timeout;
-- ``sqlalchemy.url`` (and ``sqlalchemy_slave.url``): the database checks of ``setup_session``.
+- ``sqlalchemy.url`` (and ``sqlalchemy_slave.url``): the database checks of ``setup_session``;
+- ``health.version = true``: the version check (``add_version_check``, level 2).
 """
 
 import threading
@@ -68,6 +69,8 @@ def factory(global_config: dict[str, str], **settings: str) -> Any:
         health_check.add_custom_check("hang", _hang, timeout=1)
     if settings.get("health.url"):
         health_check.add_url_check(settings["health.url"], timeout=1)
+    if parse_bool(settings.get("health.version", "false")):
+        health_check.add_version_check()
     if settings.get("sqlalchemy.url"):
         session = setup_session(config, "sqlalchemy", "sqlalchemy_slave")[0]
         health_check.add_db_session_check(session)

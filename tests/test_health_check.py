@@ -4,6 +4,7 @@ The timing and database tests run the checks in a real gunicorn (tests/health_ch
 the local PostgreSQL primary and its replica; the report's shape is checked in process.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pyramid.request import Request
 
 import c2cwsgiutils.pyramid
 from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.db import ENGINES_KEY, setup_session
 from c2cwsgiutils.health_check import HealthCheck
 from tests import health_check_app
@@ -169,6 +171,24 @@ def test_url_check_with_its_own_check_cb(start_server: StartServer) -> None:
     assert "unexpected answer" in response.json["failures"]["ping"]["message"]
 
 
+def test_url_check_fails_on_an_error_status_even_with_a_check_cb(start_server: StartServer) -> None:
+    """As the original's: the status is checked first, ``check_cb`` only adds to it."""
+    server = start_server(workers=1)
+    called: list[int] = []
+
+    def check_cb(request: Request, response: requests.Response) -> None:
+        called.append(response.status_code)
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_url_check(server.url("/nothing"), "missing", check_cb)
+        health_check.add_url_check(server.url("/api/ping"), "ping", check_cb, 3, 1)
+
+    response = make_app(setup).get("/c2c/health_check", status=500)
+    assert response.json["successes"] == ["ping"]
+    assert "404" in response.json["failures"]["missing"]["message"]
+    assert called == [200]
+
+
 def test_a_hung_check_is_not_started_again() -> None:
     calls: list[float] = []
     release = threading.Event()
@@ -233,6 +253,38 @@ def test_redis_check_fails_without_telling_the_password() -> None:
     response = redis_app("redis://:hunter2@127.0.0.1:1/0").get("/c2c/health_check", status=500)
     assert set(response.json["failures"]) == {"redis"}
     assert "hunter2" not in response.text
+
+
+def test_add_redis_check_sets_the_name_and_level_of_the_redis_check() -> None:
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_redis_check(name="cache", level=2)
+
+    app = make_app(setup, **{"c2c.redis_url": "redis://127.0.0.1:6379/0"})
+    assert app.get("/c2c/health_check").json["successes"] == []
+    assert app.get("/c2c/health_check?max_level=2").json["successes"] == ["cache"]
+
+
+def test_add_redis_check_with_the_defaults_is_the_redis_check() -> None:
+    app = make_app(
+        lambda health_check, config: health_check.add_redis_check(),
+        **{"c2c.redis_url": "redis://127.0.0.1:6379/0"},
+    )
+    assert app.get("/c2c/health_check").json["successes"] == ["redis"]
+
+
+def test_add_redis_check_fails_when_redis_does_not_answer() -> None:
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_redis_check(name="cache")
+
+    app = make_app(setup, **{"c2c.redis_url": "redis://:hunter2@127.0.0.1:1/0", "c2c.redis_timeout": "1s"})
+    response = app.get("/c2c/health_check", status=500)
+    assert set(response.json["failures"]) == {"cache"}
+    assert "hunter2" not in response.text
+
+
+def test_add_redis_check_without_redis_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="C2C_REDIS_URL"):
+        make_app(lambda health_check, config: health_check.add_redis_check())
 
 
 # In real gunicorn workers.
@@ -415,3 +467,64 @@ def test_concurrent_requests_share_one_run_of_a_check() -> None:
         thread.join()
     assert answers == [200] * 4
     assert len(calls) == 1
+
+
+# The version check: two gunicorns of two workers each, sharing the local Redis.
+
+
+def versions_file(directory: Path, git_hash: str) -> Path:
+    path = directory / f"versions-{git_hash}.json"
+    path.write_text(json.dumps({"main": {"git_hash": git_hash}, "packages": {}}), encoding="utf-8")
+    return path
+
+
+def start_two_gunicorns(
+    start_health_app: Callable[..., AppServer], tmp_path: Path, first: str, second: str
+) -> tuple[AppServer, AppServer]:
+    shared = {"C2C_REDIS_URL": "redis://127.0.0.1:6379/0", "C2C_BROADCAST_PREFIX": f"test-{uuid.uuid4()}"}
+    servers = []
+    for git_hash in (first, second):
+        env = {**shared, "C2C_VERSIONS_PATH": str(versions_file(tmp_path, git_hash))}
+        servers.append(start_health_app(env, **{"health.version": "true"}))
+    return servers[0], servers[1]
+
+
+def test_version_check_names_the_version_of_every_process(
+    start_health_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    first, _ = start_two_gunicorns(start_health_app, tmp_path, "aaa111", "bbb222")
+    expected = (
+        "the processes run different versions: "
+        "aaa111 (2 processes, this one among them), bbb222 (2 processes)"
+    )
+
+    def message() -> str | None:
+        response = requests.get(first.url("/c2c/health_check?max_level=2"), timeout=30)
+        assert response.status_code == 500, response.text
+        found: str = response.json()["failures"]["version"]["message"]
+        return found if found == expected else None
+
+    # Until every worker has loaded the app (and subscribed), fewer processes answer.
+    wait_until(message, what="the four processes' versions in the message", timeout=30)
+
+
+def test_version_check_passes_when_every_process_runs_the_same_version(
+    start_health_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    first, second = start_two_gunicorns(start_health_app, tmp_path, "ccc333", "ccc333")
+    for server in (first, second):
+        body = requests.get(server.url("/c2c/health_check?max_level=2"), timeout=30).json()
+        assert body["successes"] == ["redis", "version"]
+    assert requests.get(first.url("/c2c/health_check"), timeout=30).json()["successes"] == [
+        "redis"
+    ]  # level 2
+
+
+def test_version_check_without_a_versions_file_passes() -> None:
+    """As upstream's: nothing to compare (a development run)."""
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_version_check()
+
+    app = make_app(setup, **{"c2c.versions_path": "/nonexistent/versions.json"})
+    assert app.get("/c2c/health_check?max_level=2").json["successes"] == ["version"]

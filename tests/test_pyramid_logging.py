@@ -48,7 +48,9 @@ def test_json_record_has_the_gelf_fields(logger: logging.Logger, stream: io.Stri
         "INFO",
         "c2cwsgiutils_test_json",
     )
-    assert {"host", "timestamp", "process", "thread", "file", "line", "function"} <= set(record)
+    assert {"host", "timestamp", "pid", "thread_name", "process_name", "file", "line", "function"} <= set(
+        record
+    )
     assert record["function"] == "test_json_record_has_the_gelf_fields"
     assert "full_message" not in record
     assert not [key for key in record if key.startswith("_")]
@@ -82,6 +84,17 @@ def test_extra_fields_are_included(logger: logging.Logger, stream: io.StringIO) 
     assert (record["order_id"], record["private"]) == (42, "y")
 
 
+def test_record_formatted_as_text_first_gains_no_field(logger: logging.Logger, stream: io.StringIO) -> None:
+    """A text formatter before it sets ``message`` and ``asctime`` on the record: not extras."""
+    text_handler = logging.StreamHandler(io.StringIO())
+    text_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.handlers.insert(0, text_handler)
+    logger.info("x", extra={"order_id": 42})
+    record = json_records(stream)[0]
+    assert record["order_id"] == 42
+    assert not {"message", "asctime"} & set(record)
+
+
 class Unserialisable:
     def __str__(self) -> str:
         return "as text"
@@ -92,10 +105,18 @@ class Broken:
         raise RuntimeError("no text")
 
 
-def test_unserialisable_extra_becomes_a_string(logger: logging.Logger, stream: io.StringIO) -> None:
-    logger.info("x", extra={"thing": Unserialisable(), "huge": 2**70, "keys": {1: "a"}})
+def test_extra_that_is_not_a_string_or_number_becomes_its_str(
+    logger: logging.Logger, stream: io.StringIO
+) -> None:
+    """As the original's: a dict or list is its str(), so an index that mapped it as text takes it."""
+    logger.info("x", extra={"thing": Unserialisable(), "huge": 2**70, "keys": {1: "a"}, "flag": True})
     record = json_records(stream)[0]
-    assert (record["thing"], record["huge"], record["keys"]) == ("as text", 2**70, {"1": "a"})
+    assert (record["thing"], record["huge"], record["keys"], record["flag"]) == (
+        "as text",
+        2**70,
+        "{1: 'a'}",
+        True,
+    )
 
 
 def test_broken_str_loses_no_record(logger: logging.Logger, stream: io.StringIO) -> None:
@@ -125,7 +146,8 @@ def test_records_inside_a_request_carry_its_fields(logger: logging.Logger, strea
     assert record["request_id"] == "rid-1"
     assert record["client_addr"] == "192.0.2.7"
     assert record["method"] == "GET"
-    assert record["path"] == "/probe?name=x&secret=***"
+    assert record["path"] == "/probe"
+    assert record["query_string"] == "name=x&secret=***"
     assert record["matched_route"] == "probe"
     assert record["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
 
@@ -149,7 +171,7 @@ def test_json_handler_on_a_closed_stream_warns_once(
 
 
 SYSLOG_FRAME = re.compile(
-    rb"^<(?P<pri>\d+)>1 (?P<stamp>\S+) (?P<host>\S+) (?P<tag>\S+) (?P<pid>\d+) - - @cee:(?P<json>\{.*\})$",
+    rb"^<(?P<pri>\d+)>1 (?P<stamp>\S+) (?P<host>\S+) (?P<tag>\S+) (?P<pid>\d+) - - @cee: (?P<json>\{.*\})$",
     re.DOTALL,
 )
 
@@ -167,6 +189,14 @@ def test_cee_record_is_an_rfc5424_frame(logger: logging.Logger, udp_receiver: Ud
     assert match["tag"] == b"myapp"
     assert match["stamp"].endswith(b"Z")
     assert json.loads(match["json"])["short_message"] == "over syslog"
+
+
+def test_cee_marker_is_followed_by_a_space(logger: logging.Logger, udp_receiver: UdpReceiver) -> None:
+    """The original's framing: consumers that look for the exact ``@cee: `` marker find it."""
+    logger.addHandler(syslog_handler(udp_receiver))
+    logger.info("marked")
+    datagram = udp_receiver.wait_for(lambda data: b"marked" in data)
+    assert b" @cee: {" in datagram
 
 
 def test_ini_form_with_a_list_of_one_tuple(logger: logging.Logger, udp_receiver: UdpReceiver) -> None:

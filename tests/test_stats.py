@@ -171,18 +171,25 @@ def test_sql_queries_are_timed_by_shape() -> None:
     assert memory_dump()["timers"]["sql/SELECT ? WHERE ? IN (?)"]["nb"] == 2
 
 
-@pytest.mark.parametrize(
-    ("statement", "shape"),
-    [
-        ("SELECT * FROM t WHERE id = 12 AND name = 'o''hara'", "SELECT * FROM t WHERE id = ? AND name = ?"),
-        ("SELECT a FROM t1 WHERE b IN (%(p1)s, %(p2)s,\n %(p3)s)", "SELECT a FROM t1 WHERE b IN (?)"),
-        ("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)", "INSERT INTO t (a, b) VALUES (?, ?)"),
-        ("SELECT x::text FROM t WHERE y = :y", "SELECT x::text FROM t WHERE y = ?"),
-        ('SELECT "Col1" FROM "T2" LIMIT ? OFFSET 10', 'SELECT "Col1" FROM "T2" LIMIT ? OFFSET ?'),
-    ],
-)
-def test_normalize_sql_collapses_literals_and_lists(statement: str, shape: str) -> None:
-    assert stats_pyramid.normalize_sql(statement) == shape
+def test_timer_stop_takes_the_originals_key_final() -> None:
+    stats.add_backend(stats.MemoryBackend())
+    stats.timer(["started"]).stop(key_final=["final", "key"])
+    stats.timer().stop(key_final=["no", "key", "before"])
+    assert set(memory_dump()["timers"]) == {"final/key", "no/key/before"}
+
+
+def test_timer_stop_refuses_two_final_keys() -> None:
+    stats.add_backend(stats.MemoryBackend())
+    with pytest.raises(TypeError, match="not both"):
+        stats.timer().stop(["a"], key_final=["b"])
+
+
+def test_stats_json_key_has_no_slash_inside_a_part() -> None:
+    """As the original's: a ``/`` in a part is ``_``, so that the parts stay apart."""
+    stats.add_backend(stats.MemoryBackend())
+    with stats.timer_context(["sql", "SELECT FROM t WHERE a / ? > ?"]):
+        pass
+    assert set(memory_dump()["timers"]) == {"sql/SELECT FROM t WHERE a _ ? > ?"}
 
 
 def test_statsd_lines_are_packed_sanitised_and_tagged(udp_receiver: UdpReceiver) -> None:
@@ -204,7 +211,7 @@ def test_statsd_lines_are_packed_sanitised_and_tagged(udp_receiver: UdpReceiver)
         assert len(data) <= 200
         lines.extend(data.decode().split("\n"))
     assert lines[:4] == [
-        "app.route.GET.a_b_c_d.200:12.300|ms|#env:prod",
+        "app.route.GET.a b_c_d.200:12.300|ms|#env:prod",
         "app.gauge:0|g|#env:prod",
         "app.gauge:-3|g|#env:prod",
         "app.count:2|c|#env:prod,k_x:v__y",
@@ -212,6 +219,22 @@ def test_statsd_lines_are_packed_sanitised_and_tagged(udp_receiver: UdpReceiver)
     assert len(lines) == 24
     assert len(udp_receiver.received()) > 1
     backend.close()
+
+
+def test_statsd_name_is_the_originals(udp_receiver: UdpReceiver) -> None:
+    """``.``, ``:`` and ``|`` in a part are ``_``; the rest is left to the statsd server, as before."""
+    backend = stats.StatsdBackend(udp_receiver.address, "app", flush_interval=60)
+    try:
+        backend.timer(("sql", "UPDATE hello SET WHERE hello.id = ?"), 0.002)
+        backend.counter(("a\nb", "x" * 500), 1)  # a line break would split our packed lines
+        backend.flush()
+        lines = udp_receiver.wait_for(lambda data: data.count(b"\n") == 1).decode().split("\n")
+    finally:
+        backend.close()
+    assert lines[0] == "app.sql.UPDATE hello SET WHERE hello_id = ?:2.000|ms"
+    name = lines[1].split(":", 1)[0]
+    assert name.startswith("app.a_b.xxx")
+    assert len(name) == stats.STATSD_MAX_NAME
 
 
 def test_statsd_call_that_fills_a_datagram_sends_it(udp_receiver: UdpReceiver) -> None:

@@ -20,7 +20,8 @@ from c2cwsgiutils.acceptance.udp import UdpReceiver
 from tests.fixtures import StartServer
 
 STATSD_LINE = re.compile(
-    r"(?P<name>[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*):(?P<value>-?[0-9]+(?:\.[0-9]+)?)\|(?P<type>ms|g|c)"
+    # A name: any characters but statsd's delimiters and line breaks (the original's rule).
+    r"(?P<name>[^:|\n]+):(?P<value>-?[0-9]+(?:\.[0-9]+)?)\|(?P<type>ms|g|c)"
     r"(?:\|#(?P<tags>[^,|#:\s]+:[^,|#\s]+(?:,[^,|#:\s]+:[^,|#\s]+)*))?"
 )
 

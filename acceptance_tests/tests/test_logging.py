@@ -37,7 +37,7 @@ def test_json_logs_carry_the_request_and_gunicorn_is_json_too(start_server: Star
     )
     assert error["facility"] == "c2cwsgiutils.errors"
     assert (error["level"], error["method"], error["matched_route"]) == (3, "GET", "error")
-    assert error["path"] == "/api/error?secret=***"
+    assert (error["path"], error["query_string"]) == ("/api/error", "secret=***")
     assert "RuntimeError: failure on demand" in error["full_message"]
     assert access["facility"] == "gunicorn.access"
     assert (access["method"], access["status"], access["path"]) == ("GET", 500, "/api/error?secret=***")
