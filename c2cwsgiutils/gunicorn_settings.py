@@ -18,6 +18,25 @@ DEFAULT_CONFIG_FILE = "/app/production.ini"
 _NO_ACCESS_LOG = frozenset(("off", "none", "false", "no", "0"))
 
 
+def local_address(bind: str) -> tuple[str, int]:
+    """Return the host and port to call the server on: the first TCP address of a ``GUNICORN_BIND`` value.
+
+    ``0.0.0.0`` (or no host) is called as ``127.0.0.1``, ``::`` as ``::1``; gunicorn's default
+    port is 8000. A ValueError when every address is a Unix socket or a file descriptor.
+    """
+    for item in bind.replace(",", " ").split():
+        if item.startswith(("unix:", "fd://")):
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0"):  # noqa: S104 (this is parsing, not binding)
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return host, int(port or 8000)
+    raise ValueError(f"GUNICORN_BIND={bind!r} has no TCP address")
+
+
 def _access_log(raw: str) -> str | None:
     return None if raw.strip().lower() in _NO_ACCESS_LOG else raw
 

@@ -32,8 +32,10 @@ from c2cwsgiutils import extras, redis_connection
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.db_maintenance import MAINTENANCE
 from c2cwsgiutils.errors import ErrorsSettings
+from c2cwsgiutils.gunicorn_settings import ServerSettings, local_address
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
+from c2cwsgiutils.request_params import ParamError, int_param
 from c2cwsgiutils.responses import json_error, json_response
 from c2cwsgiutils.scrub import scrub_text
 
@@ -46,6 +48,11 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>]+")
+MAX_MESSAGE = 300
+"""Characters of a failure's message in production."""
+MAX_LEVEL = 1000
+"""The highest ``max_level`` a request may ask for."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +71,41 @@ class HealthCheckSettings(SettingsGroup):
         parse=parse_positive_duration,
         default_doc="`5s`",
     )
+    base_url: str | None = setting(
+        "C2C_HEALTH_CHECK_BASE_URL",
+        "c2c.health_check_base_url",
+        None,
+        "The app's own address, for the URL checks given as a function (`lambda request: "
+        'request.route_url("ping")`): they get a request on this address, never the client\'s '
+        "(whose `Host` would choose the server to call).",
+        default_doc="`http://` + the first TCP address of `GUNICORN_BIND` (`0.0.0.0` as `127.0.0.1`)",
+    )
 
 
 def scrub_message(text: str) -> str:
     """Remove secrets from a check's message: URL passwords and secret-looking query parameters."""
     return scrub_text(_USERINFO.sub(r"\1:***@", text))
+
+
+def public_message(error: BaseException) -> str:
+    """Return what a failure tells a client in production: the first line of the driver's message.
+
+    SQLAlchemy's text adds the statement and its parameters (the error views never show them);
+    a URL names a user, a host, a database: all of it stays in the log.
+    """
+    original = getattr(error, "orig", None)  # a DBAPIError's driver exception
+    text = str(original if isinstance(original, BaseException) else error).strip()
+    first = text.splitlines()[0].strip() if text else type(error).__name__
+    return _URL.sub(lambda match: f"{match.group(1)}://***", scrub_message(first))[:MAX_MESSAGE]
+
+
+def _local_base_url() -> str:
+    """Return ``http://`` and the first TCP address the server listens on (``GUNICORN_BIND``)."""
+    try:
+        host, port = local_address(ServerSettings.resolve(None).bind)
+    except ValueError:
+        return "http://127.0.0.1:8080"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class CheckTimeoutError(Exception):
@@ -92,6 +129,16 @@ class _Check:
     level: int
     timeout: float
     run: Callable[[Request], Any]
+    # A check that reads the request (the app's own) shares a run only with the same request input.
+    uses_request: bool = True
+
+
+MAX_RUNS_IN_FLIGHT = 4
+"""Runs of one check that reads the request, with different inputs, in flight at once."""
+
+
+class CheckBusyError(Exception):
+    """Too many runs of a check that reads the request are in flight (its dependency hangs)."""
 
 
 @dataclasses.dataclass
@@ -116,7 +163,9 @@ class HealthCheck:
         self._checks: dict[str, _Check] = {}
         self._lock = threading.Lock()
         self._running: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
-        self.default_timeout = HealthCheckSettings.of(config).timeout
+        settings = HealthCheckSettings.of(config)
+        self.default_timeout = settings.timeout
+        self._base_url = settings.base_url or _local_base_url()
         self._development = ErrorsSettings.of(config).development
         self._registry = config.registry
         self._config = config  # for the features a check needs (the broadcast of the version check)
@@ -132,13 +181,23 @@ class HealthCheck:
     # Adding checks.
 
     def add_check(
-        self, name: str, check_cb: Callable[[Request], Any], level: int = 1, timeout: float | None = None
+        self,
+        name: str,
+        check_cb: Callable[[Request], Any],
+        level: int = 1,
+        timeout: float | None = None,
+        *,
+        uses_request: bool = True,
     ) -> None:
-        """Add a check: ``check_cb(request)`` fails by raising; its return value is ignored."""
+        """Add a check: ``check_cb(request)`` fails by raising; its return value is ignored.
+
+        A run of it is shared by the requests that come while it runs with the same query string
+        and ``Host``; ``uses_request=False`` (a check that ignores the request) shares it with all.
+        """
         if name in self._checks:
             raise ValueError(f"there is already a health check named {name!r}")
         self._checks[name] = _Check(
-            name, level, self.default_timeout if timeout is None else timeout, check_cb
+            name, level, self.default_timeout if timeout is None else timeout, check_cb, uses_request
         )
 
     def add_custom_check(
@@ -161,6 +220,10 @@ class HealthCheck:
         original's did: ``check_cb`` adds to the status check, never replaces it. The check is
         named by its URL unless ``name`` is given (needed when ``url`` is a function).
         ``timeout`` is the request's and the check's.
+
+        A function gets, and ``check_cb`` too, a request of the app's own on its internal address
+        (``C2C_HEALTH_CHECK_BASE_URL``), never the client's: ``request.route_url`` of the client's
+        request would call whatever host its ``Host`` header names.
         """
         if name is None:
             if not isinstance(url, str):
@@ -168,13 +231,20 @@ class HealthCheck:
             name = url
 
         def check(request: Request) -> None:
-            target = url if isinstance(url, str) else url(request)
+            internal = self._internal_request()
+            target = url if isinstance(url, str) else url(internal)
             response = requests.get(target, timeout=timeout)
             response.raise_for_status()
             if check_cb is not None:
-                check_cb(request, response)
+                check_cb(internal, response)
 
-        self.add_check(name, check, level, timeout)
+        self.add_check(name, check, level, timeout, uses_request=False)
+
+    def _internal_request(self) -> Request:
+        """Return a request of the app's own, on its internal address (for the URL checks)."""
+        request = Request.blank("/", base_url=self._base_url)
+        request.registry = self._registry
+        return request
 
     def add_db_session_check(
         self,
@@ -203,6 +273,7 @@ class HealthCheck:
                 _DbCheck(check_session, engine, query_cb, at_least_one_model, skip_in_maintenance),
                 level,
                 timeout,
+                uses_request=False,
             )
 
     def add_alembic_check(
@@ -227,8 +298,14 @@ class HealthCheck:
         ini_path = os.path.abspath(alembic_ini_path)
         if not os.path.isfile(ini_path):
             raise FileNotFoundError(f"the alembic configuration {ini_path} does not exist")
-        engines = [engine for _, engine in self._engines_of(_router_of(session))]
-        self.add_check(name, _AlembicCheck(ini_path, engines, version_schema, version_table), level, timeout)
+        engines = self._engines_of(_router_of(session))
+        self.add_check(
+            name,
+            _AlembicCheck(ini_path, engines, version_schema, version_table),
+            level,
+            timeout,
+            uses_request=False,
+        )
 
     def add_redis_check(self, name: str | None = None, level: int = 1, timeout: float | None = None) -> None:
         """Check that the toolkit's Redis answers a ``PING`` (a later upstream name).
@@ -259,7 +336,7 @@ class HealthCheck:
                 holder.append(redis_connection.make_client(redis_target, redis_timeout))
             holder[0].ping()
 
-        self.add_check(name, check, level, timeout)
+        self.add_check(name, check, level, timeout, uses_request=False)
 
     def add_version_check(self, name: str = "version", level: int = 2, timeout: float | None = None) -> None:
         """Check that every process the broadcast reaches runs this one's version (a later upstream name).
@@ -291,7 +368,7 @@ class HealthCheck:
             ]
             raise RuntimeError(f"the processes run different versions: {', '.join(counts)}")
 
-        self.add_check(name, check, level, check_timeout)
+        self.add_check(name, check, level, check_timeout, uses_request=False)
 
     def _engines_of(self, router: "Router") -> "list[tuple[str, Engine]]":
         from c2cwsgiutils.db import ENGINES_KEY  # noqa: PLC0415
@@ -309,16 +386,28 @@ class HealthCheck:
         return list(self._checks)
 
     def _start(self, check: _Check, request: Request) -> tuple[concurrent.futures.Future[Any], float]:
-        # One daemon thread per run: at most one run of each check is in flight (concurrent
-        # requests share it), so a hanging dependency holds at most one thread per check, and
-        # never delays the worker's exit.
+        # One daemon thread per run, shared by the requests that come while it runs: a hanging
+        # dependency holds one thread per check (a few for a check that reads the request: one
+        # per distinct input, at most MAX_RUNS_IN_FLIGHT), and never delays the worker's exit.
+        # A run started from one request's input is never handed to a request with another one.
+        key: Any = check.name
+        if check.uses_request:
+            key = (check.name, request.environ.get("HTTP_HOST", ""), request.environ.get("QUERY_STRING", ""))
         with self._lock:
-            running = self._running.get(check.name)
+            running = self._running.get(key)
             if running is not None and not running[0].done():
                 return running
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             started = time.monotonic()
-            self._running[check.name] = (future, started)
+            if check.uses_request:
+                self._forget_done_runs()
+                in_flight = sum(
+                    1 for other in self._running if isinstance(other, tuple) and other[0] == check.name
+                )
+                if in_flight >= MAX_RUNS_IN_FLIGHT:
+                    future.set_exception(CheckBusyError(f"{in_flight} runs of it are still in flight"))
+                    return future, started
+            self._running[key] = (future, started)
         threading.Thread(
             target=contextvars.copy_context().run,
             args=(_run_into, future, check.run, request),
@@ -326,6 +415,10 @@ class HealthCheck:
             daemon=True,
         ).start()
         return future, started
+
+    def _forget_done_runs(self) -> None:
+        for key in [key for key, (future, _) in self._running.items() if future.done()]:
+            del self._running[key]
 
     def run(self, request: Request, names: list[str]) -> list[_Outcome]:
         """Run the named checks concurrently; return their outcomes in the same order."""
@@ -350,12 +443,14 @@ class HealthCheck:
 
     def _select(self, request: Request) -> list[str] | Response:
         request_id = getattr(request, "c2c_request_id", None)
-        raw_level = request.params.get("max_level")
         selected = request.params.get("checks")
         try:
-            max_level = float(raw_level) if raw_level else (math.inf if selected else 1)
-        except ValueError:
-            return json_error(400, f"max_level={raw_level!r}: expected a whole number", request_id)
+            # Only a non-negative whole number is a level (nan, 1e9999 or ² are not).
+            max_level: float = int_param(request, "max_level", -1, 0, MAX_LEVEL)
+        except ParamError as error:
+            return json_error(400, str(error), request_id)
+        if max_level < 0:
+            max_level = math.inf if selected else 1
         names = [name for name, check in self._checks.items() if check.level <= max_level]
         if selected:
             wanted = [name.strip() for name in selected.split(",") if name.strip()]
@@ -383,8 +478,8 @@ class HealthCheck:
                 skipped[outcome.name] = str(error)
                 continue
             message = scrub_message(str(error) or type(error).__name__)
-            failure: dict[str, Any] = {"message": message}
             LOG.warning("health check %s failed: %s", outcome.name, message)
+            failure: dict[str, Any] = {"message": message if self._development else public_message(error)}
             if self._development and not isinstance(error, CheckTimeoutError):
                 failure["stacktrace"] = [
                     scrub_message(line)
@@ -502,7 +597,11 @@ class _AlembicCheck:
     """Every engine's ``alembic_version`` holds the head revision of the migration scripts."""
 
     def __init__(
-        self, ini_path: str, engines: "list[Engine]", version_schema: str | None, version_table: str | None
+        self,
+        ini_path: str,
+        engines: "list[tuple[str, Engine]]",
+        version_schema: str | None,
+        version_table: str | None,
     ) -> None:
         self.ini_path = ini_path
         self.engines = engines
@@ -527,13 +626,13 @@ class _AlembicCheck:
         engines = self.engines
         if MAINTENANCE.readonly and len(engines) > 1:
             engines = engines[1:]  # not the primary: maintenance may have stopped it
-        for engine in engines:
+        for prefix, engine in engines:
             with engine.connect() as connection:
                 current = set(MigrationContext.configure(connection, opts=options).get_current_heads())
             if current != heads:
-                where = engine.url.render_as_string(hide_password=True)
+                # Named by its settings prefix: the URL would tell a client the user, host and database.
                 raise RuntimeError(
-                    f"{where} is at revision {', '.join(sorted(current)) or 'none'}, "
+                    f"{prefix} is at revision {', '.join(sorted(current)) or 'none'}, "
                     f"the scripts' head is {', '.join(sorted(heads)) or 'none'}"
                 )
 

@@ -11,26 +11,13 @@ import http.client
 import os
 import sys
 
-
-def address(bind: str) -> tuple[str, int]:
-    """Return the host and port to call for a GUNICORN_BIND value (the first TCP address)."""
-    for item in bind.replace(",", " ").split():
-        if item.startswith(("unix:", "fd://")):
-            continue
-        host, _, port = item.rpartition(":")
-        host = host.strip("[]")
-        if host in ("", "0.0.0.0"):  # noqa: S104 (this is parsing, not binding)
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        return host, int(port or 8000)
-    raise ValueError(f"GUNICORN_BIND={bind!r} has no TCP address")
+from c2cwsgiutils.gunicorn_settings import local_address
 
 
 def main() -> int:
     """Ask the server for the liveness view; report the status."""
     try:
-        host, port = address(os.environ.get("GUNICORN_BIND") or ":8080")
+        host, port = local_address(os.environ.get("GUNICORN_BIND") or ":8080")
     except ValueError as error:
         print(f"c2cwsgiutils_healthcheck: {error}", file=sys.stderr)
         return 1

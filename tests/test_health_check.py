@@ -96,8 +96,127 @@ def test_unknown_check_is_400() -> None:
     assert "nope" in response.json["message"]
 
 
-def test_bad_max_level_is_400() -> None:
-    make_app(two_levels).get("/c2c/health_check?max_level=high", status=400)
+@pytest.mark.parametrize("level", ["high", "nan", "inf", "-1", "1.5", "1e3", "²", "٣", "1001", "9" * 50])
+def test_only_a_non_negative_whole_number_is_a_level(level: str) -> None:
+    response = make_app(two_levels).get("/c2c/health_check", params={"max_level": level}, status=400)
+    assert "expected a whole number from 0 to 1000" in response.json["message"]
+
+
+# Requests cannot choose what the checks call, nor what other requests see.
+
+
+def test_a_url_check_s_function_gets_the_app_s_address_not_the_client_s_host() -> None:
+    """``route_url`` of the client's request would call whatever host and port its Host names."""
+    seen: list[str] = []
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        config.add_route("ping", "/api/ping")
+
+        def url(request: Request) -> str:
+            seen.append(request.route_url("ping"))
+            return "http://127.0.0.1:1/"  # refused: the check fails, which is not the point here
+
+        health_check.add_url_check(url, name="ping", timeout=1)
+
+    app = make_app(setup, **{"c2c.health_check_base_url": "http://127.0.0.1:6543"})
+    app.get("/c2c/health_check?checks=ping", headers={"Host": "169.254.169.254:80"}, status=500)
+    assert seen == ["http://127.0.0.1:6543/api/ping"]
+
+
+def test_a_url_check_s_function_defaults_to_the_first_address_of_gunicorn_bind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GUNICORN_BIND", "unix:/tmp/x.sock 0.0.0.0:9123")
+    seen: list[str] = []
+
+    def url(request: Request) -> str:
+        seen.append(request.url)
+        return "http://127.0.0.1:1/"
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_url_check(url, name="u")
+
+    make_app(setup).get("/c2c/health_check", headers={"Host": "evil.example:25"}, status=500)
+    assert seen == ["http://127.0.0.1:9123/"]
+
+
+def test_a_custom_check_s_run_is_not_shared_with_a_request_of_other_input() -> None:
+    def unhappy_on_demand(request: Request) -> None:
+        time.sleep(0.5)
+        if request.params.get("unhappy"):
+            raise RuntimeError("unhappy on demand")
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_custom_check("custom", unhappy_on_demand)
+
+    app = make_app(setup)
+    answers: dict[str, int] = {}
+
+    def ask(query: str) -> None:
+        answers[query] = app.get(f"/c2c/health_check?{query}", expect_errors=True).status_int
+
+    threads = [threading.Thread(target=ask, args=("unhappy=1",))]
+    threads += [threading.Thread(target=ask, args=(query,)) for query in ("", "max_level=1")]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    assert answers == {"unhappy=1": 500, "": 200, "max_level=1": 200}
+
+
+def test_runs_of_a_hanging_custom_check_with_distinct_inputs_are_capped() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hang(request: Request) -> None:
+        calls.append(request.query_string)
+        release.wait(10)
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        health_check.add_custom_check("hang", hang, timeout=0.2)
+
+    app = make_app(setup)
+    try:
+        for index in range(6):
+            app.get(f"/c2c/health_check?x={index}", status=500)
+        busy = app.get("/c2c/health_check?x=last", status=500).json["failures"]["hang"]["message"]
+        assert busy == "4 runs of it are still in flight"
+        assert len(calls) == 4
+    finally:
+        release.set()
+
+
+# What a failure tells a client in production: no URL, no SQL, no parameters.
+
+
+def test_a_failing_db_check_shows_the_driver_s_first_line_only(postgres_url: str) -> None:
+    def query(session: Any) -> None:
+        from sqlalchemy import text
+
+        session.execute(text("SELECT * FROM no_such_table_c2c WHERE secret = :value"), {"value": "p4ss"})
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        session = setup_session(config, "sqlalchemy")[0]
+        health_check.add_db_session_check(session, query_cb=query)
+
+    app = make_app(setup, **{"sqlalchemy.url": postgres_url})
+    message = app.get("/c2c/health_check", status=500).json["failures"]["db_engine_sqlalchemy"]["message"]
+    assert message == 'relation "no_such_table_c2c" does not exist'
+    development = make_app(setup, **{"sqlalchemy.url": postgres_url, "c2c.development": "true"})
+    detail = development.get("/c2c/health_check", status=500).json["failures"]["db_engine_sqlalchemy"]
+    assert "[SQL:" in detail["message"]
+
+
+def test_a_failure_s_message_never_holds_a_url() -> None:
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        def leak(request: Request) -> None:
+            raise RuntimeError("cannot reach postgresql://app:pw@db.internal:5432/prod\nsecond line")
+
+        health_check.add_custom_check("leak", leak)
+
+    message = make_app(setup).get("/c2c/health_check", status=500).json["failures"]["leak"]["message"]
+    assert message == "cannot reach postgresql://***"
 
 
 def test_timings_in_the_header_and_on_request_in_the_body() -> None:
@@ -396,8 +515,8 @@ def test_alembic_check_fails_before_the_migration_and_passes_after(
     monkeypatch.chdir(APP_DIR)
     app = alembic_app(fresh_database, "alembic.ini")  # relative to the current directory
     before = app.get("/c2c/health_check?max_level=2", status=500).json
-    assert before["failures"]["alembic_alembic.ini"]["message"].endswith(
-        "is at revision none, the scripts' head is 0001_hello"
+    assert before["failures"]["alembic_alembic.ini"]["message"] == (
+        "sqlalchemy is at revision none, the scripts' head is 0001_hello"
     )
     upgrade(fresh_database)
     after = app.get("/c2c/health_check?max_level=2").json

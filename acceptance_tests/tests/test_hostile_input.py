@@ -626,3 +626,25 @@ def test_a_form_in_another_charset_is_a_json_400_without_a_traceback(
     assert b"must be sent in UTF-8" in body
     assert content_type(response_headers).startswith(b"application/json")
     assert "Traceback" not in ops_app.log()[log_before:]
+
+
+def test_the_host_header_cannot_make_the_health_check_call_another_server(app: AppServer) -> None:
+    """The example app's URL check is ``request.route_url("ping")``: on the app's own address."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as tarpit:
+        tarpit.settimeout(0)
+        hostile = f"127.0.0.1:{tarpit.getsockname()[1]}".encode()
+        answers: list[int] = []
+
+        def probe(host: bytes) -> None:
+            request = (
+                b"GET /c2c/health_check?checks=ping HTTP/1.1\r\nHost: "
+                + host
+                + b"\r\nConnection: close\r\n\r\n"
+            )
+            answers.append(exchange(app, request)[0])
+
+        for host in (hostile, b"test", hostile, b"test"):
+            probe(host)
+        assert answers == [200] * 4
+        with pytest.raises(BlockingIOError):
+            tarpit.accept()  # nobody called it

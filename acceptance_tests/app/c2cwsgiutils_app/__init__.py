@@ -30,6 +30,8 @@ def _custom_check(request: Request) -> None:
 def _add_health_checks(config: Configurator, alembic_ini: str) -> None:
     """Health checks, as the README shows them (``{C2C_BASE_PATH}/health_check?max_level=3``)."""
     health_check = HealthCheck(config)
+    # The function gets a request on the app's own address (C2C_HEALTH_CHECK_BASE_URL, by default
+    # the first address of GUNICORN_BIND), never the client's: its Host must not pick what is called.
     health_check.add_url_check(lambda request: request.route_url("ping"), name="ping")
     # Level 2: the table is empty until something is posted.
     health_check.add_db_session_check(models.DBSession, at_least_one_model=models.Hello, level=2)
