@@ -12,7 +12,7 @@ by ``c2cwsgiutils_run`` or directly.
 import os
 from typing import Any
 
-from c2cwsgiutils import master_identity, prometheus, sentry, worker_readiness
+from c2cwsgiutils import gunicorn_settings, master_identity, prometheus, sentry, worker_readiness
 from c2cwsgiutils.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
@@ -73,7 +73,11 @@ def when_ready(server: Any) -> None:
     try:
         port = prometheus.PrometheusSettings.declaration("port").resolve(None)
         if port is not None:
-            prometheus.serve_from_master(port)
+            config_file = gunicorn_settings.ServerSettings.resolve(None).config_file
+            secret = prometheus.PrometheusSettings.declaration("secret").resolve(
+                prometheus.app_settings(config_file)
+            )
+            prometheus.serve_from_master(port, secret)
     except Exception as error:  # serving the app matters more
         server.log.warning("cannot serve the Prometheus metrics on their own port: %s", error)
 

@@ -16,8 +16,11 @@ import dataclasses
 import os
 import re
 import shutil
+import socketserver
 import tempfile
 import threading
+import urllib.parse
+import wsgiref.simple_server
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,7 +65,8 @@ class PrometheusSettings(SettingsGroup):
         "C2C_PROMETHEUS_SECRET",
         "c2c.prometheus_secret",
         None,
-        "If set, `{C2C_BASE_PATH}/metrics` asks for it (`X-API-Key` header or `secret` parameter).",
+        "If set, `{C2C_BASE_PATH}/metrics` and the port of `C2C_PROMETHEUS_PORT` ask for it "
+        "(`X-API-Key` header or `secret` parameter).",
         secret=True,
     )
     port: int | None = setting(
@@ -397,15 +401,58 @@ def mark_process_dead(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
-def serve_from_master(port: int) -> None:
-    """Serve the metrics of every worker on ``port`` from this process (the gunicorn master)."""
+def serve_from_master(port: int, secret: str | None) -> None:
+    """Serve the metrics of every worker on ``port`` from this process (the gunicorn master).
+
+    On every address, for a scraper in another container; with ``secret``, only to a request
+    that gives it (``X-API-Key`` header or ``secret`` parameter), as ``{C2C_BASE_PATH}/metrics``.
+    """
     client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS_PORT")
     registry = client.CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         registry.register(MultiprocessReader(os.environ[MULTIPROC_ENV]))
     registry.register(_ProcessesCollector(master_and_workers))
     client.PlatformCollector(registry=registry)
-    client.start_http_server(port, registry=registry)
+    app = client.make_wsgi_app(registry)
+    server = wsgiref.simple_server.make_server(
+        "", port, app if secret is None else _guarded(app, secret), _ThreadingServer, _QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="c2cwsgiutils-prometheus", daemon=True).start()
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: a scrape every few seconds would fill the log."""
+
+
+def _guarded(app: Any, secret: str) -> Any:
+    """Wrap a WSGI app so that it answers only requests that give ``secret``."""
+    from c2cwsgiutils.auth import secrets_equal  # noqa: PLC0415 (the master only needs it here)
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_X_API_KEY")
+        if given is None:
+            given = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("secret", [None])[0]
+        if given is None or not secrets_equal(given, secret):
+            start_response("403 Forbidden", [("Content-Type", "application/json")])
+            return [b'{"status": 403, "message": "missing or wrong secret"}']
+        return app(environ, start_response)
+
+    return guarded
+
+
+def app_settings(config_file: str) -> dict[str, Any]:
+    """Return the settings of the ini file's app section, or ``{}`` when it has none of its own."""
+    from c2cwsgiutils import loader  # noqa: PLC0415 (only the master needs it)
+
+    try:
+        return dict(loader.get_loader(config_file).app_context().config())
+    except Exception:  # a missing file, an app section that is a pipeline: no settings of its own
+        return {}
 
 
 def prepare_for_run(environ: Mapping[str, str], config_file: str, master_pid: int) -> dict[str, str]:
@@ -413,12 +460,6 @@ def prepare_for_run(environ: Mapping[str, str], config_file: str, master_pid: in
 
     The backend is on by the environment or by the app section of the ini file.
     """
-    from c2cwsgiutils import loader  # noqa: PLC0415 (only the run command needs it)
-
-    try:
-        ini_settings = dict(loader.get_loader(config_file).app_context().config())
-    except Exception:  # the check has passed; an app section that is a pipeline has no settings of its own
-        ini_settings = {}
-    if not enabled(environ, ini_settings):
+    if not enabled(environ, app_settings(config_file)):
         return {}
     return prepare_multiprocess_directory(environ, master_pid)

@@ -205,3 +205,16 @@ def test_prometheus_port_of_its_own_is_served_by_the_master(start_server: StartS
     assert _ping_count(text) == 5
     assert f'process_resident_memory_bytes{{pid="{server.master_pid()}"}}' in text
     assert requests.get(server.url("/c2c/metrics"), timeout=10).status_code == 404  # only the port
+
+
+def test_prometheus_port_of_its_own_asks_for_the_secret(start_server: StartServer) -> None:
+    port = free_port()
+    server = start_server(env={"C2C_PROMETHEUS_PORT": str(port), "C2C_PROMETHEUS_SECRET": "pr0m"}, workers=1)
+    _ping_on_new_connections(server, 2)
+    url = f"http://127.0.0.1:{port}/metrics"
+    for refused in ({}, {"X-API-Key": "wrong"}):
+        answer = requests.get(url, headers=refused, timeout=10)
+        assert (answer.status_code, answer.json()["status"]) == (403, 403)
+        assert "c2cwsgiutils" not in answer.text
+    assert _ping_count(requests.get(url, headers={"X-API-Key": "pr0m"}, timeout=10).text) == 2
+    assert _ping_count(requests.get(f"{url}?secret=pr0m", timeout=10).text) == 2
