@@ -1,11 +1,14 @@
 """The broadcast: in one process, between Broadcasters on real sockets and Redis, and under real gunicorn."""
 
 import collections
+import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,20 +16,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 import requests
 
 from c2cwsgiutils import broadcast
 from c2cwsgiutils.acceptance.server import AppServer, free_port
-from c2cwsgiutils.broadcast.core import Broadcaster, process_role
+from c2cwsgiutils.broadcast.core import Broadcaster, Call, TransportError, process_role
 from c2cwsgiutils.broadcast.local import LocalTransport
-from c2cwsgiutils.broadcast.redis_transport import RedisTransport, safe_url
+from c2cwsgiutils.broadcast.redis_transport import (
+    MAX_BACKOFF,
+    PING_INTERVAL,
+    REQUEST_TIMEOUT,
+    RedisTransport,
+    safe_url,
+)
 from tests import broadcast_app
 from tests.fixtures import RedisServer, StartServer
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).parent.parent
+CONVERGENCE = 4.0
+"""Seconds within which every worker has a call stored while Redis was away, once Redis answers (README)."""
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -250,6 +262,158 @@ def test_redis_unreachable_applies_here_and_warns_once(
     assert len(unreachable) == 1
 
 
+class FreezableProxy:
+    """A TCP proxy to a Redis whose open connections can be frozen, new ones passing.
+
+    A frozen connection stays open and carries nothing, as one that a NAT or a firewall dropped
+    without a reset, or a paused server: the other end never hears of it.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._target = ("127.0.0.1", port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.url = f"redis://127.0.0.1:{self._server.getsockname()[1]}/0"
+        self._frozen: list[threading.Event] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            frozen = threading.Event()
+            self._frozen.append(frozen)
+            thread = threading.Thread(target=self._pump, args=(client, frozen), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _pump(self, client: socket.socket, frozen: threading.Event) -> None:
+        with client, socket.create_connection(self._target) as upstream:
+            ends = {client: upstream, upstream: client}
+            while not (self._stop.is_set() or frozen.is_set()):
+                readable, _, _ = select.select(list(ends), [], [], 0.1)
+                for end in readable:
+                    if frozen.is_set():
+                        break
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    ends[end].sendall(data)
+            self._stop.wait()  # frozen: keep both ends open, silent
+
+    def freeze(self) -> None:
+        """Freeze every connection open now."""
+        for frozen in list(self._frozen):
+            frozen.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._server.close()
+
+
+@pytest.fixture
+def freezable_proxy(redis_server: RedisServer) -> Iterator[FreezableProxy]:
+    proxy = FreezableProxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_a_subscription_gone_silent_is_made_again_and_catches_up(
+    broadcasters: Callable[[], Broadcaster], redis_server: RedisServer, freezable_proxy: FreezableProxy
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex}"
+    sender, listener = broadcasters(), broadcasters()
+    applied: list[str] = []
+    listener.subscribe("level", lambda level: applied.append(level))  # noqa: PLW0108 (named parameter)
+    sender.start("redis", lambda b: RedisTransport(b, redis_server.url, prefix, 1.0))
+    listener.start("redis", lambda b: RedisTransport(b, freezable_proxy.url, prefix, 1.0))
+    sender.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
+    wait_until(lambda: applied == ["DEBUG"], 5, "the listener gets the first call")
+    freezable_proxy.freeze()
+    frozen = time.monotonic()
+    sender.broadcast("level", {"level": "INFO"}, store=True, state_key="app")
+    wait_until(lambda: applied == ["DEBUG", "INFO"], 10, "the listener subscribes again and catches up")
+    print(f"caught up {time.monotonic() - frozen:.2f}s after its connection went silent")
+    # PING_INTERVAL, then the Redis timeout for the answer, then the first reconnection.
+    assert time.monotonic() - frozen < PING_INTERVAL + 1.0 + MAX_BACKOFF + 1
+
+
+def test_reading_the_stored_calls_of_a_paused_redis_fails_within_the_request_timeout(
+    broadcasters: Callable[[], Broadcaster], redis_server: RedisServer
+) -> None:
+    broadcaster = broadcasters()
+    broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, f"test_{uuid.uuid4().hex}", 2.0))
+    broadcaster.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
+    assert broadcaster.stored("level") == {"app": {"level": "DEBUG"}}
+    with paused(redis_server):
+        for _ in range(2):  # the second knows at once
+            started = time.monotonic()
+            with pytest.raises(TransportError):
+                broadcaster.stored("level")
+            assert time.monotonic() - started < REQUEST_TIMEOUT + 0.3
+
+
+def test_a_call_stored_while_redis_is_paused_is_queued_until_it_answers(
+    broadcasters: Callable[[], Broadcaster], redis_server: RedisServer
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex}"
+    sender, other = broadcasters(), broadcasters()
+    applied: list[str] = []
+    other.subscribe("level", lambda level: applied.append(level))  # noqa: PLW0108 (named parameter)
+    for broadcaster in (sender, other):
+        broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, prefix, 1.0))
+    with paused(redis_server):
+        sender.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
+        assert sender.queued("level") == {"app": {"level": "DEBUG"}}
+    wait_until(lambda: applied == ["DEBUG"], CONVERGENCE, "the queued call reaches the other process")
+    wait_until(lambda: not sender.queued("level"), 1, "nothing is left in the queue")
+
+
+def test_a_fresh_call_replaces_a_stored_one_from_a_clock_ahead(
+    broadcasters: Callable[[], Broadcaster], redis_server: RedisServer
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex}"
+    ahead = Call("x", "level", {"level": "ERROR"}, "elsewhere", key="app", time=time.time() + 3600)
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset(f"{prefix}:state", orjson.dumps(["level", "app"]), ahead.encode())
+    applied: list[str] = []
+    sender, other = broadcasters(), broadcasters()
+    other.subscribe("level", lambda level: applied.append(level))  # noqa: PLW0108 (named parameter)
+    for broadcaster in (sender, other):
+        broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, prefix, 1.0))
+    assert applied == ["ERROR"]
+    sender.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
+    wait_until(lambda: applied == ["ERROR", "DEBUG"], 5, "the fresh call reaches the other process")
+    assert sender.stored("level") == {"app": {"level": "DEBUG"}}
+
+
+def test_a_queued_call_does_not_replace_a_newer_one(
+    broadcasters: Callable[[], Broadcaster], redis_server: RedisServer
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex}"
+    late, other = broadcasters(), broadcasters()
+    seen: dict[str, list[str]] = {"late": [], "other": []}
+    for name, broadcaster in (("late", late), ("other", other)):
+        broadcaster.subscribe("level", lambda level, name=name: seen[name].append(level))
+        broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, prefix, 1.0))
+    transport = late.transport
+    assert isinstance(transport, RedisTransport)
+    transport.connected = False  # as if its last request had found Redis away: the call is queued
+    late.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
+    other.broadcast("level", {"level": "ERROR"}, store=True, state_key="app")
+    wait_until(lambda: not late.queued("level"), 5, "the queue is sent")
+    time.sleep(0.5)
+    assert other.stored("level") == {"app": {"level": "ERROR"}}
+    assert seen["other"][-1] == "ERROR"
+    assert seen["late"][-1] == "ERROR"  # it applied the newer call over its own
+
+
 # Under real gunicorn, with the probe app of tests/broadcast_app.py.
 
 
@@ -422,3 +586,121 @@ def test_an_unreachable_redis_at_start_leaves_the_app_serving(
     assert get(server, "/probe/set?value=local")["value"] == "local"
     assert time.monotonic() - started < 2
     assert "cannot listen on Redis" in server.log()
+
+
+# A stalled Redis: paused with SIGSTOP (a frozen VM, a long fork for a snapshot), then resumed.
+
+
+@contextlib.contextmanager
+def paused(server: RedisServer) -> Iterator[None]:
+    """Freeze the redis-server for the block (SIGSTOP): it keeps its sockets and answers nothing."""
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+
+
+def stored_value(server: RedisServer, prefix: str) -> str | None:
+    """Return the probe value stored in Redis (the state a worker started later replays)."""
+    with redis.Redis.from_url(server.url, socket_timeout=2) as client:
+        raw = client.hget(f"{prefix}:state", orjson.dumps(["probe_value", "value"]))
+    return None if raw is None else str(orjson.loads(raw)["params"]["value"])
+
+
+@pytest.fixture
+def paused_probe(
+    start_probe: Callable[..., AppServer], redis_server: RedisServer
+) -> tuple[AppServer, RedisServer, str]:
+    """The probe app on 2 workers and a private Redis (default timeout), every worker at ``before``."""
+    prefix = f"test_{uuid.uuid4().hex}"
+    server = start_probe(workers=2, C2C_REDIS_URL=redis_server.url, C2C_BROADCAST_PREFIX=prefix)
+    get(server, "/probe/set?value=before")
+    wait_until(lambda: set(values(server).values()) == {"before"}, 5, "every worker gets the value")
+    return server, redis_server, prefix
+
+
+def test_a_change_while_redis_is_paused_answers_within_a_second(
+    paused_probe: tuple[AppServer, RedisServer, str],
+) -> None:
+    server, redis_server, _ = paused_probe
+    with paused(redis_server):
+        durations = []
+        for value in ("first", "second", "third"):
+            started = time.monotonic()
+            assert get(server, f"/probe/set?value={value}")["value"] == value  # applied by that worker
+            durations.append(time.monotonic() - started)
+    print(f"answer times while Redis is paused: {', '.join(f'{d:.3f}s' for d in durations)}")
+    assert max(durations) < 1, durations
+
+
+# 11 s: longer than the 10 s after which redis-py checks an idle connection with a PING first.
+@pytest.mark.parametrize("idle", [0.0, 11.0], ids=["at once", "after 11s"])
+def test_every_worker_and_the_stored_state_converge_after_a_pause(
+    paused_probe: tuple[AppServer, RedisServer, str], idle: float
+) -> None:
+    server, redis_server, prefix = paused_probe
+    with paused(redis_server):
+        time.sleep(idle)
+        get(server, "/probe/set?value=while-paused")
+        time.sleep(1)
+    resumed = time.monotonic()
+    workers = server.worker_pids()
+
+    def converged() -> bool:
+        seen = values(server)
+        return (
+            set(seen) == workers
+            and set(seen.values()) == {"while-paused"}
+            and stored_value(redis_server, prefix) == "while-paused"
+        )
+
+    wait_until(converged, 15, "every worker and Redis have the value set while Redis was paused")
+    print(f"converged {time.monotonic() - resumed:.2f}s after SIGCONT (set {idle}s into the pause)")
+    assert time.monotonic() - resumed < CONVERGENCE
+    assert server.worker_pids() == workers  # no worker was restarted for it
+
+
+def test_the_last_change_made_while_redis_was_paused_wins(
+    paused_probe: tuple[AppServer, RedisServer, str],
+) -> None:
+    server, redis_server, prefix = paused_probe
+    with paused(redis_server):
+        for value in ("first", "second", "third", "last"):
+            get(server, f"/probe/set?value={value}")
+    workers = server.worker_pids()
+
+    def converged() -> bool:
+        seen = values(server)
+        return set(seen) == workers and set(seen.values()) == {"last"}
+
+    wait_until(converged, 15, "every worker has the last value")
+    time.sleep(2)  # nothing older arrives later
+    assert set(values(server).values()) == {"last"}
+    assert stored_value(redis_server, prefix) == "last"
+
+
+def test_every_worker_and_the_stored_state_converge_after_a_restart(
+    paused_probe: tuple[AppServer, RedisServer, str],
+) -> None:
+    server, redis_server, prefix = paused_probe
+    redis_server.stop()
+    try:
+        get(server, "/probe/set?value=while-down")
+    finally:
+        redis_server.start()  # empty: it keeps nothing on disk
+    restarted = time.monotonic()
+    workers = server.worker_pids()
+
+    def converged() -> bool:
+        seen = values(server)
+        return (
+            set(seen) == workers
+            and set(seen.values()) == {"while-down"}
+            and stored_value(redis_server, prefix) == "while-down"
+        )
+
+    wait_until(converged, 15, "every worker and Redis have the value set while Redis was down")
+    print(f"converged {time.monotonic() - restarted:.2f}s after Redis was started again")
+    assert time.monotonic() - restarted < CONVERGENCE

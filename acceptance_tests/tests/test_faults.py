@@ -153,10 +153,11 @@ def test_log_levels_reach_every_worker_again_after_redis_restarted(
     level = "/c2c/logging/level?name=c2cwsgiutils_app"
     key = {"X-API-Key": "s3cret"}
 
-    def set_level(value: str) -> None:
+    def set_level(value: str, statuses: tuple[int, ...] = (200,)) -> None:
         started = time.monotonic()
         response = get(server, f"{level}&level={value}", headers=key)
-        assert (response.status_code, response.json()["level"]) == (200, value)
+        assert response.status_code in statuses
+        assert response.json()["level"] == value
         assert time.monotonic() - started < QUICK
 
     def every_worker_has(value: str) -> bool:
@@ -170,12 +171,12 @@ def test_log_levels_reach_every_worker_again_after_redis_restarted(
     wait_until(lambda: every_worker_has("DEBUG"), timeout=10, what="every worker gets DEBUG through Redis")
     redis_server.stop()
     try:
-        set_level("WARNING")  # applied by the worker that got it, without waiting for Redis
+        set_level("WARNING", (202,))  # applied by the worker that got it and queued, without waiting
         assert_answers_its_routes(server)
     finally:
         redis_server.start()
     workers = server.worker_pids()
-    set_level("ERROR")
+    set_level("ERROR", (200, 202))  # 202 until the listener of the worker that got it is back
     wait_until(
         lambda: every_worker_has("ERROR"), timeout=20, what="every worker gets ERROR once Redis is back"
     )

@@ -23,9 +23,10 @@ as runtime state, one per channel and state key, and replayed by every process t
 
 The broadcaster of the process is :data:`BROADCASTER`; ``includeme`` starts its transport.
 Nothing happens at import time. Failures cost a warning, at most one a minute of each kind: a
-Redis that is down makes calls apply in the calling process only (and the calls stored meanwhile
-are published when it is back); a listener thread that dies is restarted, by the next broadcast
-or within a second by a watchdog thread.
+Redis that is down or stalled makes calls apply in the calling process only, without waiting for
+it more than half a second (the calls stored meanwhile are queued, :func:`queued`, and sent as
+soon as it answers again); a listener thread that dies is restarted, by the next broadcast or
+within a second by a watchdog thread.
 """
 
 import dataclasses
@@ -37,7 +38,13 @@ from typing import Any, TypeVar
 
 from pyramid.config import Configurator
 
-from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport, Transport, process_role
+from c2cwsgiutils.broadcast.core import (
+    Broadcaster,
+    InProcessTransport,
+    Transport,
+    TransportError,
+    process_role,
+)
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.redis_connection import RedisSentinelSettings, RedisTarget, target
@@ -45,11 +52,13 @@ from c2cwsgiutils.redis_connection import RedisSentinelSettings, RedisTarget, ta
 __all__ = [
     "BROADCASTER",
     "BroadcastSettings",
+    "TransportError",
     "broadcast",
     "decorator",
     "forget",
     "includeme",
     "init",
+    "queued",
     "stored",
     "subscribe",
     "unsubscribe",
@@ -86,7 +95,8 @@ class BroadcastSettings(SettingsGroup):
         "C2C_REDIS_TIMEOUT",
         "c2c.redis_timeout",
         2.0,
-        "How long a Redis connection or command may take before Redis counts as away.",
+        "How long a Redis connection or command may take before Redis counts as away (a request "
+        "waits for Redis at most 0.5 s, or this if less).",
         parse=parse_positive_duration,
         default_doc="`2s`",
     )
@@ -196,13 +206,30 @@ def broadcast(
 
 
 def stored(channel: str) -> dict[str, dict[str, Any]]:
-    """Return the parameters of the calls stored on ``channel``, by state key."""
+    """Return the parameters of the calls stored on ``channel``, by state key.
+
+    Raises :class:`TransportError` when they cannot be read now (Redis away or stalled: at once,
+    or within half a second), rather than claim there are none.
+    """
     return BROADCASTER.stored(channel)
 
 
-def forget(channel: str, state_key: str | None = None) -> None:
-    """Remove a stored call: the processes started from now on do not replay it."""
-    BROADCASTER.forget(channel, state_key)
+def queued(channel: str) -> dict[str, dict[str, Any]]:
+    """Return the calls stored on ``channel`` from this process that did not reach the others yet.
+
+    By state key, their parameters. Redis was away when they were made; they are sent as soon as
+    it answers again.
+    """
+    return BROADCASTER.queued(channel)
+
+
+def forget(channel: str, state_key: str | None = None, params: dict[str, Any] | None = None) -> None:
+    """Remove a stored call: the processes started from now on do not replay it.
+
+    With ``params``, only if the stored call still has these parameters (nobody changed it since
+    it was read).
+    """
+    BROADCASTER.forget(channel, state_key, params)
 
 
 def decorator(

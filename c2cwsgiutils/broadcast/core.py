@@ -181,8 +181,14 @@ class Transport(Protocol):
     def stored(self) -> list[Call]:
         """Return the stored calls; raises :class:`TransportError` when they cannot be read."""
 
-    def forget(self, channel: str, key: str) -> None:
-        """Remove a stored call; raises :class:`TransportError` when the store cannot be reached."""
+    def queued(self) -> list[Call]:
+        """Return the stored calls sent from here that have not reached the others yet."""
+
+    def forget(self, channel: str, key: str, params: dict[str, Any] | None = None) -> None:
+        """Remove a stored call (only if its parameters are ``params``, when given).
+
+        Raises :class:`TransportError` when the store cannot be reached.
+        """
 
     def close(self) -> None:
         """Stop the listener and release what the transport holds."""
@@ -229,10 +235,16 @@ class InProcessTransport:
         with self._lock:
             return list(self._stored.values())
 
-    def forget(self, channel: str, key: str) -> None:
-        """Remove a stored call."""
+    def queued(self) -> list[Call]:
+        """Nothing waits: every call is delivered at once."""
+        return []
+
+    def forget(self, channel: str, key: str, params: dict[str, Any] | None = None) -> None:
+        """Remove a stored call (only if its parameters are ``params``, when given)."""
         with self._lock:
-            self._stored.pop((channel, key), None)
+            call = self._stored.get((channel, key))
+            if call is not None and (params is None or call.params == params):
+                del self._stored[(channel, key)]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -569,21 +581,33 @@ class Broadcaster:
         return answers
 
     def stored(self, channel: str) -> dict[str, dict[str, Any]]:
-        """Return the parameters of the stored calls of ``channel``, by state key."""
-        try:
-            calls = self._transport.stored()
-        except TransportError as error:
-            self.warn("stored", "cannot read the stored broadcast calls: %s", error)
-            return {}
-        result: dict[str, dict[str, Any]] = {}
-        for call in calls:
-            if call.key is not None and call.channel == channel:
-                result[call.key] = call.params
-        return result
+        """Return the parameters of the stored calls of ``channel``, by state key.
 
-    def forget(self, channel: str, state_key: str | None = None) -> None:
-        """Remove a stored call, so that processes started from now on do not replay it."""
+        Raises :class:`TransportError` when they cannot be read now (Redis away): an empty answer
+        would claim there is nothing.
+        """
+        return _by_key(self._transport.stored(), channel)
+
+    def queued(self, channel: str) -> dict[str, dict[str, Any]]:
+        """Return the stored calls of ``channel`` that did not reach the other processes yet, by state key.
+
+        They were sent from this process while Redis was away, and go out when it answers again.
+        """
+        return _by_key(self._transport.queued(), channel)
+
+    def forget(
+        self, channel: str, state_key: str | None = None, params: dict[str, Any] | None = None
+    ) -> None:
+        """Remove a stored call, so that processes started from now on do not replay it.
+
+        With ``params``, only if the stored call still has these parameters (nobody changed it
+        meanwhile).
+        """
         try:
-            self._transport.forget(channel, state_key or "")
+            self._transport.forget(channel, state_key or "", params)
         except TransportError as error:
             self.warn("forget", "cannot remove the stored broadcast call %s: %s", channel, error)
+
+
+def _by_key(calls: list[Call], channel: str) -> dict[str, dict[str, Any]]:
+    return {call.key: call.params for call in calls if call.key is not None and call.channel == channel}

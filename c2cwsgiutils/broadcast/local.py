@@ -349,12 +349,22 @@ class LocalTransport:
                 calls.append(Call.decode(orjson.dumps(value)))
         return calls
 
-    def forget(self, channel: str, key: str) -> None:
-        """Remove a stored call."""
+    def queued(self) -> list[Call]:
+        """Nothing waits: a call is written and sent at once, or reaches this process only."""
+        return []
+
+    def forget(self, channel: str, key: str, params: dict[str, Any] | None = None) -> None:
+        """Remove a stored call (only if its parameters are ``params``, when given)."""
+        field = orjson.dumps([channel, key]).decode()
         with self._state_lock(time.monotonic() + SEND_TIMEOUT):
             state = self._read_state()
-            if state.pop(orjson.dumps([channel, key]).decode(), None) is not None:
-                self._write_state(state)
+            value = state.get(field)
+            if value is None:
+                return
+            if params is not None and (not isinstance(value, dict) or value.get("params") != params):
+                return  # changed meanwhile
+            del state[field]
+            self._write_state(state)
 
 
 @contextlib.contextmanager
