@@ -127,6 +127,10 @@ def maintenance_view(request: Request) -> Response:
         LOG.warning("switching the read-only database maintenance %s", "on" if wanted else "off")
         since = datetime.datetime.now(datetime.UTC).timestamp() if wanted else None
         broadcast.broadcast(CHANNEL, {"readonly": wanted, "since": since}, store=True, state_key="readonly")
+    if "readonly" in broadcast.queued(CHANNEL):
+        # Redis does not answer: this worker switched, the others will once it answers again.
+        body = {"status": 202, **MAINTENANCE.state(), "message": broadcast.QUEUED_MESSAGE}
+        return json_response(body, status=202, headers=[("Cache-Control", "no-store")])
     return json_response({"status": 200, **MAINTENANCE.state()}, headers=[("Cache-Control", "no-store")])
 
 

@@ -42,10 +42,6 @@ MAX_OVERRIDES = 100
 """How many loggers may have a level set at run time at once (each is stored, and replayed by each worker)."""
 _NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*")
 _SHOWN = 40  # characters of a refused value that an error message shows
-QUEUED = (
-    "applied by this worker; Redis does not answer, so the change is queued and reaches the other "
-    "workers as soon as it answers again"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +280,8 @@ def level_view(request: Request) -> Response:
     )
     broadcast.broadcast(CHANNEL, {"name": name, "level": level, "until": until}, store=True, state_key=name)
     if name in broadcast.queued(CHANNEL):
-        return json_response({**describe(name), "status": 202, "message": QUEUED}, status=202)
+        body = {**describe(name), "status": 202, "message": broadcast.QUEUED_MESSAGE}
+        return json_response(body, status=202)
     return json_response(describe(name))
 
 

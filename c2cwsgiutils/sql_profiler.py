@@ -198,6 +198,10 @@ def profiler_view(request: Request) -> Response:
             return json_error(400, f"enable={enable!r}: {error}", getattr(request, "c2c_request_id", None))
         LOG.info("switching the SQL profiler %s", "on" if wanted else "off")
         broadcast.broadcast(CHANNEL, {"enable": wanted}, store=True, state_key="enabled")
+    if "enabled" in broadcast.queued(CHANNEL):
+        # Redis does not answer: this worker switched, the others will once it answers again.
+        body = {"status": 202, "enabled": PROFILER.enabled, "message": broadcast.QUEUED_MESSAGE}
+        return json_response(body, status=202)
     return json_response({"status": 200, "enabled": PROFILER.enabled})
 
 

@@ -4,6 +4,8 @@ Against the local primary (5432) and its streaming replica (5433): a write that 
 replica would fail with PostgreSQL's read-only error, which is what proves where it went.
 """
 
+import signal
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +21,7 @@ from c2cwsgiutils.db import engine_of, setup_request_session, setup_session, use
 from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
 from c2cwsgiutils.health_check import HealthCheck
 from tests.db_items import Item, create_table, in_recovery, primary_has, unique
-from tests.fixtures import postgres_cluster, wait_for_postgres
+from tests.fixtures import RedisServer, postgres_cluster, wait_for_postgres
 
 SECRET = "maintenance-secret"  # noqa: S105
 
@@ -334,3 +336,23 @@ def test_with_the_primary_stopped_reads_work_and_writes_are_503(
     value = unique()
     app.app.post(f"/add?value={value}")
     assert primary_has(postgres_url, value)
+
+
+def test_a_switch_while_redis_is_paused_is_applied_here_and_queued_202(
+    make_app: Callable[..., MaintenanceApp],
+    postgres_url: str,
+    postgres_replica_url: str,
+    redis_server: RedisServer,
+) -> None:
+    settings = {"c2c.redis_url": redis_server.url, "c2c.broadcast_prefix": f"test_{uuid.uuid4().hex}"}
+    app = make_app(postgres_url, postgres_replica_url, settings)
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        answer = app.app.get(
+            "/c2c/db/maintenance?readonly=true", headers={"X-API-Key": SECRET}, status=202
+        ).json
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    assert (answer["readonly"], "queued" in answer["message"]) == (True, True)
+    assert app.switch(False)["readonly"] is False

@@ -1,6 +1,9 @@
 """The SQL profiler in-process, on the local PostgreSQL (the broadcast reaches this process only here)."""
 
+import contextlib
 import logging
+import signal
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -12,7 +15,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from c2cwsgiutils import broadcast, sql_profiler
+from c2cwsgiutils.acceptance.utils import wait_until
 from tests.apps import make_app
+from tests.fixtures import RedisServer
 
 HEADERS = {"X-API-Key": "pr0f"}
 LOGGER = "c2cwsgiutils.sql_profiler"
@@ -226,3 +231,38 @@ def test_a_failing_explain_does_not_break_the_request(
         connection.execute(text("SELECT 1 AS a INTO TEMPORARY TABLE c2c_profiler_tmp"))
         assert connection.execute(text("SELECT a FROM c2c_profiler_tmp")).scalar() == 1
     assert "could not explain" in caplog.text
+
+
+def test_a_switch_while_redis_is_paused_is_applied_here_and_queued_202(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    for name in ("SQL_PROFILER_SECRET", "C2C_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    broadcast.BROADCASTER.reset()
+    sql_profiler.PROFILER.reset()
+    settings = {
+        "c2c.sql_profiler_secret": "pr0f",
+        "c2c.redis_url": redis_server.url,
+        "c2c.broadcast_prefix": f"test_{uuid.uuid4().hex}",
+    }
+    app = make_app(settings=settings)
+    assert redis_server.process is not None
+    try:
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            answer = app.get("/c2c/sql_profiler?enable=1", headers=HEADERS, status=202).json
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        assert (answer["enabled"], "queued" in answer["message"]) == (True, True)
+
+        def stored() -> object:
+            with contextlib.suppress(broadcast.TransportError):
+                return broadcast.stored(sql_profiler.CHANNEL)
+            return None
+
+        wait_until(
+            lambda: stored() == {"enabled": {"enable": True}}, 5, "the switch is stored once Redis answers"
+        )
+    finally:
+        sql_profiler.PROFILER.reset()
+        broadcast.BROADCASTER.reset()

@@ -51,6 +51,7 @@ from c2cwsgiutils.redis_connection import RedisSentinelSettings, RedisTarget, ta
 
 __all__ = [
     "BROADCASTER",
+    "QUEUED_MESSAGE",
     "BroadcastSettings",
     "TransportError",
     "broadcast",
@@ -212,6 +213,13 @@ def stored(channel: str) -> dict[str, dict[str, Any]]:
     or within half a second), rather than claim there are none.
     """
     return BROADCASTER.stored(channel)
+
+
+QUEUED_MESSAGE = (
+    "applied by this worker; Redis does not answer, so the change is queued and reaches the other "
+    "workers as soon as it answers again"
+)
+"""What a view that changed state through a queued call says (with its 202)."""
 
 
 def queued(channel: str) -> dict[str, dict[str, Any]]:
