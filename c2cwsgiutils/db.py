@@ -14,7 +14,6 @@ request's transaction runs.
 """
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -359,7 +358,7 @@ def includeme(config: Configurator) -> None:
     """
     if not first_time(config, "db"):
         return
-    if all(importlib.util.find_spec(name) is not None for name in ("sqlalchemy", "pyramid_tm")):
+    if extras.installed("sqlalchemy", "pyramid_tm"):
         config.include("pyramid_tm")
     if DbSettings.of(config).sql_request_id:
         extras.require("sqlalchemy", "db", "C2C_SQL_REQUEST_ID")

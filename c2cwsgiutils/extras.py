@@ -1,6 +1,7 @@
 """Optional dependencies: each feature that needs a library names the extra that installs it."""
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 
@@ -18,3 +19,11 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         raise MissingExtraError(
             f"{feature} needs {error.name}, which is not installed: pip install 'c2cwsgiutils[{extra}]'"
         ) from None
+
+
+def installed(*modules: str) -> bool:
+    """Say whether every one of these modules can be imported, without importing them."""
+    try:
+        return all(importlib.util.find_spec(module) is not None for module in modules)
+    except ImportError:  # a finder that refuses the name, a parent package that is missing
+        return False
