@@ -14,6 +14,7 @@ A worker busy with a request still answers: the broadcast listens in a thread of
 
 import dataclasses
 import gc
+import math
 import os
 import socket
 import sys
@@ -28,9 +29,11 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from c2cwsgiutils import broadcast, client_info, scrub
-from c2cwsgiutils.config_utils import SettingsGroup, parse_duration, setting
+from c2cwsgiutils.config_utils import SettingsGroup, setting
+from c2cwsgiutils.gunicorn_settings import ServerSettings
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
+from c2cwsgiutils.request_params import ParamError, duration_param, int_param
 from c2cwsgiutils.responses import json_error, json_response
 
 STACKS_CHANNEL = "c2c_debug_stacks"
@@ -38,10 +41,7 @@ MEMORY_CHANNEL = "c2c_debug_memory"
 STACKS_TIMEOUT = 5.0
 MEMORY_TIMEOUT = 30.0
 DEFAULT_MEMORY_LIMIT = 30
-MASK = "***"
-# Request headers that carry credentials whatever their names say; the others are masked when
-# their name looks like a secret's (scrub.is_secret_name: token, password, api key...).
-MASKED_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "x-api-key"))
+MAX_MEMORY_LIMIT = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,11 +151,12 @@ def memory_by_type(limit: int = DEFAULT_MEMORY_LIMIT) -> dict[str, Any]:
 
 def memory_view(request: Request) -> Response:
     """Answer the object types holding most memory, per process."""
-    raw = request.params.get("limit", str(DEFAULT_MEMORY_LIMIT))
-    if not raw.isdigit() or int(raw) < 1:
-        return json_error(400, f"limit={raw!r}: expected a whole number of at least 1", _request_id(request))
+    try:
+        limit = int_param(request, "limit", DEFAULT_MEMORY_LIMIT, 1, MAX_MEMORY_LIMIT)
+    except ParamError as error:
+        return json_error(400, str(error), _request_id(request))
     processes = broadcast.broadcast(
-        MEMORY_CHANNEL, {"limit": int(raw)}, expect_answers=True, timeout=MEMORY_TIMEOUT
+        MEMORY_CHANNEL, {"limit": limit}, expect_answers=True, timeout=MEMORY_TIMEOUT
     )
     return json_response({"status": 200, "processes": processes or []})
 
@@ -163,16 +164,11 @@ def memory_view(request: Request) -> Response:
 # Headers and sleep.
 
 
-def masked_headers(headers: Any) -> dict[str, str]:
-    """Return the headers with the values of credentials and cookies replaced by ``***``."""
-    return {
-        name: MASK if name.lower() in MASKED_HEADERS or scrub.is_secret_name(name) else value
-        for name, value in headers.items()
-    }
-
-
 def headers_view(request: Request) -> Response:
-    """Echo the request as the app sees it: headers (masked), client address, host, scheme, URL."""
+    """Echo the request as the app sees it: headers, client address, host, scheme, URL.
+
+    Credential headers are masked by the rule Sentry events use too (:func:`scrub.is_secret_header`).
+    """
     return json_response(
         {
             "status": 200,
@@ -182,22 +178,40 @@ def headers_view(request: Request) -> Response:
             "scheme": request.scheme,
             "host": request.host,
             "client_addr": request.client_addr,
-            "headers": masked_headers(request.headers),
+            "headers": scrub.mask_headers(request.headers),
             # What the server saw before the trusted proxies' headers were applied, if they were.
             "received": request.environ.get(client_info.ORIGINAL),
         }
     )
 
 
-def sleep_view(request: Request) -> Response:
-    """Answer after ``?time=`` (seconds, or a duration such as ``250ms``)."""
-    raw = request.params.get("time", "")
-    try:
-        seconds = parse_duration(raw)
-    except ValueError as error:
-        return json_error(400, f"time={raw!r}: {error}", _request_id(request))
-    time.sleep(seconds)
-    return json_response({"status": 200, **_process(), "slept_seconds": seconds})
+class SleepView:
+    """``?time=`` (seconds, or a duration such as ``250ms``): answer after that long.
+
+    At most half of ``GUNICORN_TIMEOUT`` (a sync worker must not be killed for it), and one at a
+    time per process: gunicorn never stops a thread that sleeps, so more could take every thread
+    of a worker from its app and its liveness view. Another one meanwhile gets a 429.
+    """
+
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Response:
+        """Sleep, unless the time is out of range or another sleep runs in this process."""
+        try:
+            seconds = duration_param(request, "time", None, self.maximum)
+        except ParamError as error:
+            return json_error(400, str(error), _request_id(request))
+        if not self.lock.acquire(blocking=False):
+            response = json_error(429, "another debug/sleep is running in this process", _request_id(request))
+            response.headers["Retry-After"] = str(math.ceil(self.maximum))
+            return response
+        try:
+            time.sleep(seconds)
+        finally:
+            self.lock.release()
+        return json_response({"status": 200, **_process(), "slept_seconds": seconds})
 
 
 def _request_id(request: Request) -> str | None:
@@ -218,6 +232,7 @@ def includeme(config: Configurator) -> None:
     add_ops_view(
         config, "debug_headers", "/debug/headers", headers_view, secret=secret, request_method=("GET", "POST")
     )
+    sleep_view = SleepView(ServerSettings.resolve(None).timeout / 2)
     add_ops_view(config, "debug_sleep", "/debug/sleep", sleep_view, secret=secret, request_method="GET")
     config.include("c2cwsgiutils.broadcast")
     broadcast.subscribe(STACKS_CHANNEL, dump_stacks)

@@ -10,6 +10,11 @@ session cookie is ``SameSite=Strict`` and is never accepted from another origin)
 
 ``{C2C_BASE_PATH}/`` lists the views as JSON, or shows the ops page (:mod:`c2cwsgiutils.ops_page`)
 to a browser.
+
+No ops view reads more than :data:`MAX_BODY` bytes of a request's body, and this is checked
+before the secret: a larger body is a 413 JSON answer, unread (a declared ``Content-Length`` is
+believed) or cut off at the limit (chunked), so that no client, signed in or not, makes a worker
+hold a large body.
 """
 
 import dataclasses
@@ -29,7 +34,7 @@ from c2cwsgiutils.config_utils import (
     setting,
 )
 from c2cwsgiutils.include import first_time
-from c2cwsgiutils.responses import json_response
+from c2cwsgiutils.responses import json_error, json_response
 
 _OPS_VIEWS_KEY = "c2cwsgiutils.ops_views"
 _SECRETS_KEY = "c2cwsgiutils.ops_views.secrets"
@@ -38,6 +43,8 @@ _DEFAULT_METHODS = ("GET", "HEAD", "POST")
 CORS_ALLOW_HEADERS = "X-API-Key, Content-Type, Accept, X-Request-ID"
 CORS_EXPOSE_HEADERS = "X-Request-ID"
 CORS_MAX_AGE = "600"
+MAX_BODY = 8 * 1024
+"""The most an ops view reads of a request's body (its forms take a few short fields)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +82,15 @@ def add_ops_view(
     view: Callable[[Request], Any],
     *,
     secret: Setting[str | None] | None = None,
+    max_body: int = MAX_BODY,
     **view_options: Any,
 ) -> str | None:
     """Add an ops view at ``{C2C_BASE_PATH}{path}`` and list it in the index.
 
     With ``secret`` (the declaration of the setting holding it), the view exists only when that
     setting is set, and answers 403 unless the request carries it (:mod:`c2cwsgiutils.auth`).
-    Return the view's full path, or None when it is off.
+    A body over ``max_body`` bytes is a 413, unread. Return the view's full path, or None when it
+    is off.
     """
     expected = None
     if secret is not None:
@@ -92,7 +101,7 @@ def add_ops_view(
     full_path = base_path(config) + path
     route_name = f"c2c_{name}"
     config.add_route(route_name, full_path)
-    add_cors_views(config, route_name, view, view_options)
+    add_cors_views(config, route_name, view, view_options, max_body)
     config.registry.setdefault(_OPS_VIEWS_KEY, {})[name] = full_path
     if expected is not None:
         config.registry.setdefault(_SECRETS_KEY, {})[name] = expected
@@ -105,14 +114,52 @@ def _add_cors_headers(request: Request, response: Response) -> None:
     response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
 
 
+def body_over(request: Request, limit: int) -> bool:
+    """Tell whether the request's body is over ``limit`` bytes, reading at most ``limit + 1`` of it.
+
+    A declared length is believed (nothing is read). A body of unknown length (chunked) is read up
+    to the limit; when it fits, it is kept as the request's body, for the view to read.
+    """
+    length: int | None = request.content_length
+    if length is not None:
+        return length > limit
+    if not request.is_body_readable:
+        return False
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = request.body_file_raw.read(limit + 1 - size)  # a read may return less
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return True
+    request.body = b"".join(chunks)
+    return False
+
+
 def add_cors_views(
-    config: Configurator, route_name: str, view: Callable[[Request], Any], view_options: dict[str, Any]
+    config: Configurator,
+    route_name: str,
+    view: Callable[[Request], Any],
+    view_options: dict[str, Any],
+    max_body: int = MAX_BODY,
 ) -> None:
-    """Add ``view`` on a route with the ops views' CORS answer, and a view for CORS preflights."""
+    """Add ``view`` on a route with the ops views' CORS answer, and a view for CORS preflights.
+
+    A request whose body is over ``max_body`` bytes gets a 413 without reaching ``view``.
+    """
 
     def cors_view(request: Request) -> Any:
         # A response callback also reaches the error views' answers (a 403, a 500).
         request.add_response_callback(_add_cors_headers)
+        if body_over(request, max_body):
+            return json_error(
+                413,
+                f"the request's body is over {max_body} bytes, the most an ops view takes",
+                getattr(request, "c2c_request_id", None),
+            )
         return view(request)
 
     cors_view.__doc__ = view.__doc__

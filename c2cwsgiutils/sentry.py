@@ -10,8 +10,10 @@
   once, is one event, with its route and request ID as tags), and what escapes
   :func:`capture_exceptions`. Errors the app answers with a 4xx are not logged at ERROR: no event.
 - Nothing secret leaves: before an event is sent, every text in it is scrubbed of secret-looking
-  query parameters (:mod:`c2cwsgiutils.scrub`) and of the values of the toolkit's secret settings,
-  credential headers are masked and cookies dropped.
+  query parameters (:mod:`c2cwsgiutils.scrub`) and of the values of the toolkit's secret settings
+  in every form (raw, repr, JSON-escaped, percent-encoded...), credential headers are masked
+  (:func:`c2cwsgiutils.scrub.is_secret_header`, the debug view's rule) and cookies dropped. A
+  secret setting too short to be masked (:data:`MIN_SECRET_LENGTH`) stops the start-up.
 - sentry-sdk sends from a background thread through a bounded queue, so a Sentry that hangs or is
   down never delays a request; at exit a worker waits at most ``shutdown_timeout`` (2 s, or
   ``SENTRY_CLIENT_SHUTDOWN_TIMEOUT``) for the events still queued.
@@ -40,7 +42,6 @@ from pyramid.threadlocal import get_current_request
 
 from c2cwsgiutils import extras, scrub
 from c2cwsgiutils.config_utils import SettingError, SettingsGroup, parse_bool, parse_float, parse_int, setting
-from c2cwsgiutils.debug import masked_headers
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.request_tracking import current_request_id
 
@@ -181,8 +182,17 @@ def tags(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
+MIN_SECRET_LENGTH = 8
+"""With Sentry on, a secret setting shorter than this stops the start-up: masking it in events
+would mask ordinary text too (and show where the secret's letters stand), not masking it would
+send it."""
+
+
 def secret_values(settings: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Return the values of the toolkit's secret settings, longest first, to be masked in events."""
+    """Return the values of the toolkit's secret settings, longest first, to be masked in events.
+
+    Raises :class:`SettingError`, naming the setting, for one shorter than :data:`MIN_SECRET_LENGTH`.
+    """
     # Imported here: the catalogue imports every feature module.
     from c2cwsgiutils import settings_catalogue  # noqa: PLC0415
 
@@ -195,23 +205,35 @@ def secret_values(settings: Mapping[str, Any] | None, environ: Mapping[str, str]
                 value = declaration.resolve(settings, environ)
             except SettingError:
                 continue
-            # A very short value would mask innocent text; such a secret is no secret anyway.
-            if isinstance(value, str) and len(value) >= 6:
-                found.add(value)
+            if not isinstance(value, str) or not value:
+                continue
+            if len(value) < MIN_SECRET_LENGTH:
+                raise SettingError(
+                    f"{declaration.source(settings, environ)} is too short to be masked in Sentry events "
+                    f"({len(value)} characters; at least {MIN_SECRET_LENGTH} with SENTRY_URL set)"
+                )
+            found.add(value)
     return sorted(found, key=len, reverse=True)
 
 
 class Scrubber:
-    """Remove secrets from the texts of an event: secret query parameters and secret values."""
+    """Remove secrets from the texts of an event: secret query parameters and secret values.
 
-    def __init__(self, secrets: list[str]) -> None:
+    Secret values are masked in every form (:class:`scrub.SecretValues`): sentry-sdk shows local
+    variables by their ``repr()``, which doubles a backslash, and a value may be percent-encoded
+    or JSON-escaped in a URL, a body or a message. The values of credential headers are masked
+    wherever a WSGI environ shows them (``HTTP_AUTHORIZATION``...), dictionary keys are scrubbed
+    too, and with ``max_value_length`` a text cut short does not keep a secret's start.
+    """
+
+    def __init__(self, secrets: list[str], max_value_length: int | None = None) -> None:
         self.secrets = secrets
+        self._values = scrub.SecretValues(secrets)
+        self._cut = max_value_length is not None
 
     def text(self, value: str) -> str:
         """Scrub one text."""
-        for secret in self.secrets:
-            if secret in value:
-                value = value.replace(secret, scrub.REDACTED)
+        value = self._values.mask_cut(value) if self._cut else self._values.mask(value)
         return scrub.scrub_text(value)
 
     def value(self, value: Any) -> Any:
@@ -219,10 +241,19 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items()}
+            return {self._key(key): self._item(key, item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(item) for item in value]
         return value
+
+    def _key(self, key: Any) -> Any:
+        return self.text(key) if isinstance(key, str) else key  # a dict keyed by a secret
+
+    def _item(self, key: Any, item: Any) -> Any:
+        # A WSGI environ in a frame's variables shows the credential headers by their keys.
+        if isinstance(key, str) and scrub.is_secret_environ_key(key):
+            return scrub.REDACTED
+        return self.value(item)
 
 
 def _request_data(request: Any) -> dict[str, Any]:
@@ -278,7 +309,7 @@ def make_before_send(scrubber: Scrubber) -> Callable[[dict[str, Any], dict[str, 
                 request.pop("cookies", None)
                 request.pop("data", None)
                 if isinstance(request.get("headers"), dict):
-                    request["headers"] = masked_headers(request["headers"])
+                    request["headers"] = scrub.mask_headers(request["headers"])
             scrubbed: dict[str, Any] = scrubber.value(event)
         except Exception:  # an event that cannot be made safe is not sent
             LOG.warning("cannot scrub a Sentry event; it is dropped", exc_info=True)
@@ -323,7 +354,7 @@ def init(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     key = repr((resolved, sorted(options.items()), sorted(event_tags.items()), secrets))
     if _state.get("key") == key and _state.get("pid") == os.getpid():
         return True  # the same client is already there: a second one would change nothing
-    scrubber = Scrubber(secrets)
+    scrubber = Scrubber(secrets, options.get("max_value_length"))
     options = {
         "release": release,
         "environment": resolved.environment,
@@ -372,11 +403,13 @@ def _after_fork_in_child() -> None:
 def check(environ: Mapping[str, str] | None = None) -> None:
     """Raise :class:`SettingError` (or ``MissingExtraError``) now if the workers' Sentry would not start.
 
-    For ``c2cwsgiutils_run``, before gunicorn starts: a bad ``SENTRY_CLIENT_*`` is one line there.
+    For ``c2cwsgiutils_run``, before gunicorn starts: a bad ``SENTRY_CLIENT_*``, or a secret too
+    short to be masked, is one line there.
     """
     environ = os.environ if environ is None else environ
     if SentrySettings.resolve(None, environ).url is not None:
         client_options(environ)
+        secret_values(None, environ)
 
 
 def is_on() -> bool:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from c2cwsgiutils import broadcast
 from tests.apps import make_app
@@ -20,6 +22,17 @@ HEADERS = {"X-API-Key": KEY}
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[webtest.TestApp]:
+    for name in ("DEBUG_VIEW_SECRET", "C2C_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    broadcast.BROADCASTER.reset()
+    yield make_app(settings={"c2c.debug_view_secret": KEY})
+    broadcast.BROADCASTER.reset()
+
+
+@pytest.fixture
+def short_timeout_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[webtest.TestApp]:
+    """GUNICORN_TIMEOUT=2: debug/sleep sleeps at most 1 s."""
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "2")
     for name in ("DEBUG_VIEW_SECRET", "C2C_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     broadcast.BROADCASTER.reset()
@@ -103,6 +116,15 @@ def test_the_api_key_header_is_masked(app: webtest.TestApp) -> None:
     assert app.get("/c2c/debug/headers", headers=HEADERS).json["headers"]["X-Api-Key"] == "***"
 
 
+@pytest.mark.parametrize(
+    "name", ["Ocp-Apim-Subscription-Key", "X-Functions-Key", "X-Auth-Key", "X-Goog-Iap-Jwt-Assertion"]
+)
+def test_vendor_credential_headers_are_masked(app: webtest.TestApp, name: str) -> None:
+    body = app.get("/c2c/debug/headers", headers={**HEADERS, name: "vendor-credential"}).json
+    assert body["headers"][name] == "***"
+    assert "vendor-credential" not in str(body)
+
+
 def test_sleep_answers_after_the_time(app: webtest.TestApp) -> None:
     started = time.monotonic()
     assert app.get("/c2c/debug/sleep?time=300ms", headers=HEADERS).json["slept_seconds"] == 0.3
@@ -112,6 +134,55 @@ def test_sleep_answers_after_the_time(app: webtest.TestApp) -> None:
 def test_sleep_needs_a_time(app: webtest.TestApp) -> None:
     app.get("/c2c/debug/sleep", headers=HEADERS, status=400)
     app.get("/c2c/debug/sleep?time=soon", headers=HEADERS, status=400)
+
+
+@pytest.mark.parametrize("time_", ["1e25", "9" * 400, "15.5", "16s", "1h", "-1", "nan", "inf", "²", "٣"])
+def test_sleep_beyond_half_the_gunicorn_timeout_or_not_a_duration_is_400(
+    app: webtest.TestApp, time_: str
+) -> None:
+    """GUNICORN_TIMEOUT is 30 s by default: at most 15 s."""
+    body = app.get("/c2c/debug/sleep", params={"time": time_}, headers=HEADERS, status=400).json
+    assert "expected a duration from 0 to 15 s" in body["message"]
+
+
+def test_one_sleep_at_a_time_per_process(app: webtest.TestApp) -> None:
+    statuses: list[int] = []
+    first = threading.Thread(
+        target=lambda: statuses.append(app.get("/c2c/debug/sleep?time=1", headers=HEADERS).status_int)
+    )
+    first.start()
+    time.sleep(0.3)
+    second = app.get("/c2c/debug/sleep?time=0", headers=HEADERS, status=429)
+    first.join()
+    assert statuses == [200]
+    assert second.headers["Retry-After"] == "15"
+    assert app.get("/c2c/debug/sleep?time=0", headers=HEADERS).json["slept_seconds"] == 0
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "0", "1001", "9" * 100, "1.5", "-1", ""])
+def test_memory_limit_is_a_whole_number_from_1_to_1000(app: webtest.TestApp, limit: str) -> None:
+    body = app.get("/c2c/debug/memory", params={"limit": limit}, headers=HEADERS, status=400).json
+    assert "expected a whole number from 1 to 1000" in body["message"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    view=st.sampled_from(["sleep", "memory"]),
+    name=st.sampled_from(["time", "limit"]),
+    value=st.text(max_size=60) | st.floats().map(str) | st.integers().map(str),
+)
+def test_debug_parameters_never_give_a_5xx(
+    short_timeout_app: webtest.TestApp, view: str, name: str, value: str
+) -> None:
+    """Any text in any parameter: a 2xx or a JSON 4xx, never a 5xx; a sleep never longer than its cap."""
+    started = time.monotonic()
+    response = short_timeout_app.get(
+        f"/c2c/debug/{view}", params={name: value}, headers=HEADERS, expect_errors=True
+    )
+    assert response.status_int < 500, response.text
+    assert response.content_type == "application/json"
+    if view == "sleep":
+        assert time.monotonic() - started < 1.5
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 30) -> None:
@@ -149,7 +220,7 @@ def test_a_worker_busy_with_a_request_still_shows_its_stack(start_server: StartS
                 text = requests.get(
                     server.url("/c2c/debug/stacks?format=text"), headers=HEADERS, timeout=20
                 ).text
-                return "in sleep_view" in text
+                return "time.sleep(seconds)" in text
 
             _wait(sleeping, timeout=3)
         finally:

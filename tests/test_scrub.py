@@ -1,6 +1,19 @@
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from c2cwsgiutils.scrub import scrub_query_string, scrub_request_line, scrub_text, scrub_url
+from c2cwsgiutils.scrub import (
+    SECRET_HEADER_WORDS,
+    SecretValues,
+    is_secret_environ_key,
+    is_secret_header,
+    mask_headers,
+    scrub_query_string,
+    scrub_request_line,
+    scrub_text,
+    scrub_url,
+)
+from tests.secret_forms import forms
 
 
 @pytest.mark.parametrize(
@@ -77,3 +90,100 @@ def test_scrub_request_line_without_protocol() -> None:
 def test_scrub_text_scrubs_a_url_quoted_in_a_message() -> None:
     message = "Invalid HTTP request line: 'GET /api/ping?pass%77ord=hunter2 HTTP/1.1'"
     assert scrub_text(message) == "Invalid HTTP request line: 'GET /api/ping?pass%77ord=*** HTTP/1.1'"
+
+
+# Credential headers: one rule, by pattern.
+
+VENDOR_CREDENTIAL_HEADERS = (
+    "Ocp-Apim-Subscription-Key",
+    "X-Functions-Key",
+    "X-Auth-Key",
+    "X-Goog-Iap-Jwt-Assertion",
+    "Authorization",
+    "Proxy-Authorization",
+    "Cookie",
+    "X-API-Key",
+    "X-Amz-Security-Token",
+    "X-Hub-Signature-256",
+    "X-Session-Id",
+    "X-Client-Credentials",
+    "X-Db-Password",
+    "X-Webhook-Secret",
+)
+ORDINARY_HEADERS = (
+    "Accept",
+    "Accept-Encoding",
+    "Content-Type",
+    "Content-Length",
+    "Host",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Request-ID",
+    "Connection",
+    "Keep-Alive",
+)
+
+
+@pytest.mark.parametrize("name", VENDOR_CREDENTIAL_HEADERS)
+def test_vendor_credential_headers_are_secret(name: str) -> None:
+    assert is_secret_header(name)
+    assert is_secret_environ_key("HTTP_" + name.upper().replace("-", "_"))
+
+
+@pytest.mark.parametrize("name", ORDINARY_HEADERS)
+def test_ordinary_headers_are_not_secret(name: str) -> None:
+    assert not is_secret_header(name)
+    assert not is_secret_environ_key("HTTP_" + name.upper().replace("-", "_"))
+
+
+_NAME_PART = st.text(alphabet="abcdefghilmnopqrvwxyz-_", max_size=12)  # none of the words' letters run
+
+
+@given(prefix=_NAME_PART, word=st.sampled_from(SECRET_HEADER_WORDS), suffix=_NAME_PART, data=st.data())
+def test_a_header_named_with_a_credential_word_in_any_case_is_masked(
+    prefix: str, word: str, suffix: str, data: st.DataObject
+) -> None:
+    cased = "".join(data.draw(st.sampled_from((char.lower(), char.upper()))) for char in word)
+    name = prefix + cased + suffix
+    assert mask_headers({name: "value", "Accept": "text/html"}) == {name: "***", "Accept": "text/html"}
+
+
+def test_the_environ_rule_is_for_header_keys_only() -> None:
+    assert not is_secret_environ_key("SECRET_KEY")  # not a header: a frame's own variable name
+    assert is_secret_environ_key("HTTP_X_FUNCTIONS_KEY")
+
+
+# Secret values in every form.
+
+_SECRET_CHARS = st.characters(codec="utf-8") | st.sampled_from("\\'\"%&+ /é€😀\n\t\x00")
+SECRET_TEXTS = st.text(alphabet=_SECRET_CHARS, min_size=1, max_size=24)
+# As long as a secret must be with Sentry on (sentry.MIN_SECRET_LENGTH).
+LONG_SECRET_TEXTS = st.text(alphabet=_SECRET_CHARS, min_size=8, max_size=24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=SECRET_TEXTS, before=st.text(max_size=5), after=st.text(max_size=5), data=st.data())
+def test_every_form_of_a_secret_is_masked(secret: str, before: str, after: str, data: st.DataObject) -> None:
+    form = data.draw(st.sampled_from(forms(secret)))
+    masked = SecretValues([secret]).mask(before + form + after)
+    assert form not in masked or form in "***"
+
+
+@settings(max_examples=100, deadline=None)
+@given(secret=LONG_SECRET_TEXTS, data=st.data())
+def test_a_secret_cut_short_before_an_ellipsis_is_masked(secret: str, data: st.DataObject) -> None:
+    """sentry-sdk's max_value_length cuts a text anywhere and ends it with "...": the secret's start."""
+    kept = data.draw(st.integers(min_value=1, max_value=len(secret)))
+    which = data.draw(st.integers(min_value=0, max_value=len(forms(secret)) - 1))
+    start = forms(secret[:kept])[which]
+    assume(forms(secret)[which].startswith(start))  # a cut between two characters, not inside an escape
+    masked = SecretValues([secret]).mask_cut(start + "...")
+    assert masked.endswith("***...")
+    assert set(masked.removesuffix("...")) == {"*"}  # nothing is left but the mask
+
+
+def test_values_without_a_secret_are_left_alone() -> None:
+    values = SecretValues(["review\\sec\\debug"])
+    assert values.mask("review sec debug, 'review\\\\sec'") == "review sec debug, 'review\\\\sec'"
+    assert SecretValues([]).mask("anything") == "anything"

@@ -5,12 +5,14 @@ sentry-sdk's envelopes; sentry-sdk's real transport sends to it. In-process test
 the last ones run the example app under c2cwsgiutils_run with real gunicorn workers.
 """
 
+import json
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,15 +20,20 @@ import pytest
 import requests
 import sentry_sdk
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyramid.config import Configurator
 from pyramid.request import Request
 
 import c2cwsgiutils.pyramid
-from c2cwsgiutils import sentry
+from c2cwsgiutils import debug, sentry
 from c2cwsgiutils.acceptance.sentry import SentryReceiver, parse_envelope
 from c2cwsgiutils.acceptance.server import free_port
 from c2cwsgiutils.config_utils import SettingError
+from c2cwsgiutils.logging_view import LoggingViewSettings
+from c2cwsgiutils.ops_views import add_ops_view
 from tests.fixtures import RunScript, StartServer
+from tests.secret_forms import forms, strings
 
 LOG_SECRET = "log-view-secret-0123456789"  # noqa: S105 (made up, to look for in events)
 QUERY_SECRET = "query-secret-abcdef"  # noqa: S105
@@ -386,3 +393,204 @@ def test_master_reports_a_killed_worker(start_server: StartServer, receiver: Sen
     assert any(str(victim) in message and "SIGKILL" in message for message in messages), messages
     # The master's events are scrubbed and tagged like the workers' (no request there).
     assert "request" not in events[0]
+
+
+# Secret values in every form, and credential headers: through the real sentry-sdk to the receiver.
+
+# Secrets as long as allowed, with what escaping changes: backslashes, quotes, %, &, +, spaces,
+# non-ASCII; never '*', which the mask itself is made of.
+_SPECIAL = "\\'\"%&+ /é€😀"
+SECRET_VALUES = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="*")
+    | st.sampled_from(_SPECIAL),
+    min_size=sentry.MIN_SECRET_LENGTH,
+    max_size=30,
+).filter(lambda secret: any(char in _SPECIAL for char in secret))
+
+
+def failing_guarded_view(request: Request) -> Any:
+    """Fail with the secret the client sent in local variables and the message, in many spellings."""
+    given = request.GET["secret"]
+    as_json = json.dumps({"key": given})
+    as_bytes = given.encode()
+    quoted = urllib.parse.quote(given)
+    keyed = {given: "a dictionary keyed by the secret"}
+    nested = [[given], {"inner": repr(given)}]
+    raise RuntimeError(f"refused {given!r}, {as_json}, {quoted}, {as_bytes!r}, {len(keyed)}, {len(nested)}")
+
+
+def guarded_app(settings: dict[str, str]) -> webtest.TestApp:
+    """The toolkit with a view guarded by LOG_VIEW_SECRET (auth.guard) that fails."""
+    config = Configurator(settings=settings)
+    config.include(c2cwsgiutils.pyramid.includeme)
+    add_ops_view(
+        config, "failing", "/failing", failing_guarded_view, secret=LoggingViewSettings.declaration("secret")
+    )
+    return webtest.TestApp(config.make_wsgi_app())
+
+
+def assert_no_form_of(secret: str, events: list[dict[str, Any]]) -> None:
+    texts = [text for event in events for text in strings(event)]
+    for form in forms(secret):
+        leaks = [text for text in texts if form in text]
+        assert not leaks, (form, leaks[:3])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=SECRET_VALUES)
+def test_no_form_of_a_secret_reaches_an_event(secret: str, clean_ops_state: None) -> None:
+    """sentry-sdk shows local variables by repr(), which doubles a backslash: e.g. 'review\\sec\\debug'."""
+    with SentryReceiver() as receiver:
+        app = guarded_app({"c2c.sentry.url": receiver.dsn, "c2c.log_view_secret": secret})
+        try:
+            app.get(f"/c2c/failing?secret={urllib.parse.quote(secret)}", status=500)
+            events = settle(receiver)
+        finally:
+            sentry.reset()
+    assert len(events) == 1
+    frames = events[0]["exception"]["values"][-1]["stacktrace"]["frames"]
+    guarded = [frame for frame in frames if frame["function"] == "guarded_view"]
+    assert guarded[0]["vars"]["expected"] in ("'***'", '"***"')  # the guard's own copy of the secret
+    assert_no_form_of(secret, events)
+
+
+def test_a_backslashed_secret_in_a_local_variable_is_masked(
+    on: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case of the report: the guard's `expected`, 'review\\sec\\debug', repr'd."""
+    secret = "review\\sec\\debug"  # noqa: S105 (made up)
+    monkeypatch.setenv("LOG_VIEW_SECRET", secret)
+    app = guarded_app({})
+    app.get(f"/c2c/failing?secret={urllib.parse.quote(secret)}", status=500)
+    events = settle(on)
+    assert "review" not in on.raw().decode()
+    assert_no_form_of(secret, events)
+
+
+def test_a_secret_cut_by_max_value_length_leaves_no_start(
+    on: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTRY_CLIENT_MAX_VALUE_LENGTH", "40")
+    secret = "0123456789-a-long-secret-cut-in-its-middle"  # noqa: S105 (made up)
+    monkeypatch.setenv("LOG_VIEW_SECRET", secret)
+    app = guarded_app({})
+    app.get(f"/c2c/failing?secret={urllib.parse.quote(secret)}", status=500)
+    settle(on)
+    assert "0123456789" not in on.raw().decode()
+
+
+@pytest.mark.parametrize("length", [1, 5, sentry.MIN_SECRET_LENGTH - 1])
+def test_a_short_secret_stops_sentry_from_starting(
+    on: SentryReceiver, monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    monkeypatch.setenv("LOG_VIEW_SECRET", "s" * length)
+    with pytest.raises(SettingError) as raised:
+        sentry.init({})
+    message = str(raised.value)
+    assert message == (
+        "environment variable LOG_VIEW_SECRET is too short to be masked in Sentry events "
+        f"({length} characters; at least {sentry.MIN_SECRET_LENGTH} with SENTRY_URL set)"
+    )
+    assert not sentry.is_on()
+
+
+def test_a_short_secret_in_the_ini_is_named_by_its_key(
+    on: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOG_VIEW_SECRET")
+    with pytest.raises(
+        SettingError, match=r"^ini key c2c\.sql_profiler_secret is too short .*\(4 characters;"
+    ):
+        sentry.init({"c2c.sql_profiler_secret": "abcd"})
+
+
+def test_a_short_secret_is_allowed_without_sentry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENTRY_URL", raising=False)
+    monkeypatch.setenv("LOG_VIEW_SECRET", "abc")
+    sentry.check()
+    assert sentry.init({}) is False
+
+
+def test_a_short_secret_stops_c2cwsgiutils_run_in_one_line(
+    run_script: RunScript, example_app_ini: Any
+) -> None:
+    result: subprocess.CompletedProcess[str] = run_script(
+        "c2cwsgiutils_run",
+        env={
+            "C2CWSGIUTILS_CONFIG": str(example_app_ini),
+            "SENTRY_URL": "http://public@127.0.0.1:9/1",
+            "DEBUG_VIEW_SECRET": "d3bug",
+        },
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "c2cwsgiutils_run: environment variable DEBUG_VIEW_SECRET is too short to be masked in Sentry "
+        f"events (5 characters; at least {sentry.MIN_SECRET_LENGTH} with SENTRY_URL set)\n"
+    )
+
+
+VENDOR_HEADERS = {
+    "Ocp-Apim-Subscription-Key": "apim-subscription-key-value",
+    "X-Functions-Key": "functions-key-value",
+    "X-Auth-Key": "auth-key-value",
+    "X-Goog-Iap-Jwt-Assertion": "iap-jwt-assertion-value",
+}
+
+
+def environ_echo(request: Request) -> Any:
+    """Fail with the WSGI environ (and so every header) as a local variable."""
+    environ = {key: value for key, value in request.environ.items() if key.startswith("HTTP_")}
+    raise RuntimeError(f"failure with {len(environ)} headers")
+
+
+def test_vendor_credential_headers_are_masked_in_an_event(on: SentryReceiver) -> None:
+    config = Configurator(settings={})
+    config.include(c2cwsgiutils.pyramid.includeme)
+    config.add_route("environ", "/environ")
+    config.add_view(environ_echo, route_name="environ")
+    webtest.TestApp(config.make_wsgi_app()).get("/environ", headers=VENDOR_HEADERS, status=500)
+    (event,) = settle(on)
+    headers = event["request"]["headers"]
+    assert {name: headers[name] for name in VENDOR_HEADERS} == dict.fromkeys(VENDOR_HEADERS, "***")
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    environ = next(frame["vars"]["environ"] for frame in frames if frame["function"] == "environ_echo")
+    assert environ["HTTP_X_FUNCTIONS_KEY"] == "***"
+    raw = on.raw().decode()
+    for value in VENDOR_HEADERS.values():
+        assert value not in raw
+
+
+_HEADER_NAMES = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,30}\Z") | st.sampled_from(
+    [*VENDOR_HEADERS, "Authorization", "Cookie", "X-API-Key", "Accept", "X-Forwarded-For"]
+)
+
+
+# The issue's patterns, and cookies.
+CREDENTIAL_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "session",
+    "password",
+    "signature",
+    "jwt",
+    "credential",
+    "cookie",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=st.dictionaries(_HEADER_NAMES, st.from_regex(r"\A[a-z0-9]{1,20}\Z"), max_size=6))
+def test_events_and_the_debug_view_mask_headers_by_the_same_patterns(headers: dict[str, str]) -> None:
+    """What the debug view shows of a header, an event shows too: masked when its name says credential."""
+    request = Request.blank("/", headers=headers)
+    received = dict(request.headers)
+    expected = {
+        name: "***" if any(word in name.lower() for word in CREDENTIAL_WORDS) else value
+        for name, value in received.items()
+    }
+    event = sentry.make_before_send(sentry.Scrubber([]))({"request": {"headers": received}}, {})
+    assert event is not None
+    assert event["request"]["headers"] == expected
+    assert json.loads(debug.headers_view(request).body)["headers"] == expected
