@@ -25,6 +25,7 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 
 from c2cwsgiutils import config_utils
+from c2cwsgiutils.config_utils import is_ascii_int
 from c2cwsgiutils.responses import json_error
 
 HEADER = "X-API-Key"
@@ -89,7 +90,7 @@ def token_expiry(token: str, secret: str, max_lifetime: float | None = None) -> 
     (a token made before the lifetime setting was shortened).
     """
     expiry_text, _, mac = token.partition(".")
-    if not expiry_text.isdigit() or len(expiry_text) > 12 or not secret:
+    if not is_ascii_int(expiry_text) or len(expiry_text) > 12 or not secret:
         return None
     expiry = int(expiry_text)
     now = time.time()

@@ -38,7 +38,7 @@ from pyramid.response import Response
 from pyramid.tweens import INGRESS, MAIN
 
 from c2cwsgiutils import request_tracking
-from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
+from c2cwsgiutils.config_utils import SettingsGroup, is_ascii_int, parse_bool, setting
 from c2cwsgiutils.include import first_time
 
 TWEEN = "c2cwsgiutils.client_info.tween_factory"
@@ -163,8 +163,7 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _is_port(text: str) -> bool:
-    # ASCII digits only: str.isdigit() also accepts "¹", which int() refuses.
-    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
+    return is_ascii_int(text) and 0 < int(text) < 65536
 
 
 def parse_node(text: str) -> tuple[str, str | None] | None:

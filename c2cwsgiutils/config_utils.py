@@ -110,6 +110,15 @@ def get_bool(
     return bool(get(settings, env_name, ini_key, default, parse_bool, environ=environ))
 
 
+def is_ascii_int(text: str) -> bool:
+    """Say whether ``text`` is a non-empty run of ASCII digits.
+
+    What ``str.isdigit()`` is often taken for: it also accepts ``²``, which ``int()`` refuses, and
+    ``int()`` reads ``٣`` as 3.
+    """
+    return text.isascii() and text.isdigit()
+
+
 def parse_int(raw: str) -> int:
     """Parse a whole number."""
     try:

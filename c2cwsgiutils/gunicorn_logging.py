@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from gunicorn import glogging
 
 from c2cwsgiutils import loader, log_batch, request_tracking, wsgi_app
+from c2cwsgiutils.config_utils import is_ascii_int
 from c2cwsgiutils.pyramid_logging import RateLimitedWarning
 from c2cwsgiutils.scrub import scrub_query_string, scrub_request_line, scrub_text, scrub_url
 
@@ -182,7 +183,7 @@ def _status_code(resp: Any) -> int | None:
     if code is not None:
         return int(code)
     status = str(getattr(resp, "status", "") or "").split(None, 1)
-    return int(status[0]) if status and status[0].isdigit() else None
+    return int(status[0]) if status and is_ascii_int(status[0]) else None
 
 
 def _response_request_id(resp: Any) -> str | None:

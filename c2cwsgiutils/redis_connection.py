@@ -18,7 +18,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 
 from c2cwsgiutils import extras
-from c2cwsgiutils.config_utils import SettingError, SettingsGroup, int_at_least, setting
+from c2cwsgiutils.config_utils import SettingError, SettingsGroup, int_at_least, is_ascii_int, setting
 
 
 class Sentinels(tuple):  # type: ignore[type-arg]
@@ -39,7 +39,7 @@ def parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:
             continue
         host, colon, port = text.rpartition(":")
         host = host.strip("[]")
-        if not colon or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        if not colon or not host or not is_ascii_int(port) or not 0 < int(port) < 65536:
             raise ValueError(f"{text!r} is not host:port")
         sentinels.append((host, int(port)))
     if not sentinels:

@@ -8,7 +8,7 @@ import math
 
 from pyramid.request import Request
 
-from c2cwsgiutils.config_utils import parse_duration
+from c2cwsgiutils.config_utils import is_ascii_int, parse_duration
 
 MAX_NUMBER_TEXT = 32
 """Characters a number parameter may have: no whole number or duration of ours needs more."""
@@ -20,11 +20,6 @@ class ParamError(ValueError):
     def __init__(self, name: str, raw: str, expected: str) -> None:
         shown = raw if len(raw) <= MAX_NUMBER_TEXT else raw[:MAX_NUMBER_TEXT] + "…"
         super().__init__(f"{name}={shown!r}: expected {expected}")
-
-
-def is_ascii_int(text: str) -> bool:
-    """Say whether ``text`` is a non-empty run of ASCII digits (what ``isdigit()`` is often taken for)."""
-    return text.isascii() and text.isdigit()
 
 
 def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:

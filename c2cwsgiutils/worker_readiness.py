@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from c2cwsgiutils.config_utils import is_ascii_int
+
 SUFFIX = ".workers"
 
 
@@ -55,7 +57,7 @@ def forget(pid_file: str, pid: int | None = None) -> None:
 
 def ready(pid_file: str) -> set[int]:
     """Return the pids marked ready."""
-    return {int(entry.name) for entry in folder(pid_file).iterdir() if entry.name.isdigit()}
+    return {int(entry.name) for entry in folder(pid_file).iterdir() if is_ascii_int(entry.name)}
 
 
 def workers(master: int) -> set[int]:

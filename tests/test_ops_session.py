@@ -48,6 +48,12 @@ def test_a_token_longer_than_the_lifetime_is_refused() -> None:
     assert auth.token_expiry(token, LOG_SECRET, max_lifetime=10800) is not None
 
 
+@pytest.mark.parametrize("expiry", ["²", "٣" * 10, "", "-1", "1e12", " 1"])
+def test_a_token_whose_expiry_is_not_ascii_digits_is_refused(expiry: str) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises: the cookie is the client's."""
+    assert auth.token_expiry(f"{expiry}.mac", LOG_SECRET) is None
+
+
 def test_a_token_with_a_moved_expiry_is_refused() -> None:
     expiry = int(time.time()) + 60
     mac = auth.make_token(LOG_SECRET, expiry).partition(".")[2]

@@ -4,6 +4,7 @@ Requests are written byte for byte on a socket: HTTP client libraries refuse to 
 them. The app runs with LOG_LEVEL=DEBUG so that tests can wait for what it logs.
 """
 
+import collections
 import os
 import socket
 import struct
@@ -43,7 +44,35 @@ def exchange(
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.split(b"\r\n")
     headers = [(name, value) for name, _, value in (line.partition(b":") for line in header_lines)]
-    return int(status_line.split()[1]), headers, body
+    status = int(status_line.split()[1])
+    _tally(status, headers, body)
+    return status, headers, body
+
+
+# What the whole module sent and got back: printed at its end (`make load` runs it with -s), for
+# docs/reliability.md.
+SWEEP: collections.Counter[str] = collections.Counter()
+
+
+def _tally(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    SWEEP["requests"] += 1
+    SWEEP["5xx"] += status >= 500
+    # The app's answers carry the request ID; gunicorn's own (a request it refuses) do not.
+    from_app = any(name.strip().lower() == b"x-request-id" for name, _ in headers)
+    SWEEP["from the app, not JSON"] += bool(
+        from_app and body and not content_type(headers).startswith(b"application/json")
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sweep_report(app: AppServer, ops_app: AppServer) -> Iterator[None]:
+    """Print the figures of the module's run, and what the servers' logs hold."""
+    SWEEP.clear()
+    yield
+    logs = app.log() + ops_app.log()
+    SWEEP["tracebacks in the logs"] = logs.count("Traceback")
+    SWEEP["secrets in the logs"] = sum(logs.count(secret) for secret in SECRETS.values())
+    print(f"\nhostile input: {dict(SWEEP)}")
 
 
 def raw_request(
@@ -648,3 +677,25 @@ def test_the_host_header_cannot_make_the_health_check_call_another_server(app: A
         assert answers == [200] * 4
         with pytest.raises(BlockingIOError):
             tarpit.accept()  # nobody called it
+
+
+def test_a_huge_body_to_the_sign_in_is_refused_without_being_read(ops_app: AppServer) -> None:
+    """A 400 MB Content-Length, nothing sent: a 413 at once (the worker would wait for the body)."""
+    request = (
+        b"POST /c2c/page/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 400000000\r\n\r\nsecret="
+    )
+    started = time.monotonic()
+    status, headers, body = exchange(ops_app, request)
+    assert (status, time.monotonic() - started < 2) == (413, True)
+    assert content_type(headers).startswith(b"application/json"), body
+
+
+@pytest.mark.parametrize(
+    "header", [b"Ocp-Apim-Subscription-Key", b"X-Functions-Key", b"X-Auth-Key", b"X-Goog-Iap-Jwt-Assertion"]
+)
+def test_vendor_credential_headers_are_masked_by_debug_headers(ops_app: AppServer, header: bytes) -> None:
+    headers = [(b"X-API-Key", SECRETS["DEBUG_VIEW_SECRET"].encode()), (header, b"vendor-credential-value")]
+    status, _, body = exchange(ops_app, raw_request(b"GET", b"/c2c/debug/headers", headers))
+    assert status == 200
+    assert b"vendor-credential-value" not in body

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 
 from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, sentry, wsgi_app
-from c2cwsgiutils.config_utils import SettingError
+from c2cwsgiutils.config_utils import SettingError, is_ascii_int
 
 APP = "c2cwsgiutils.wsgi_app:create_application()"
 GUNICORN_CONFIG = "python:c2cwsgiutils.gunicorn_config"
@@ -97,13 +97,14 @@ def account(spec: str) -> Account:
     """
     user, _, group = spec.partition(":")
     try:
-        entry: pwd.struct_passwd | None = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        by_id = is_ascii_int(user)
+        entry: pwd.struct_passwd | None = pwd.getpwuid(int(user)) if by_id else pwd.getpwnam(user)
     except KeyError:
-        if not user.isdigit():
+        if not by_id:
             raise UserSwitchError(f"C2CWSGIUTILS_USER={spec}: no user named {user!r}") from None
         entry = None
     uid = entry.pw_uid if entry is not None else int(user)
-    if group.isdigit():
+    if is_ascii_int(group):
         gid = int(group)
     elif group:
         try:
