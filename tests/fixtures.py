@@ -5,6 +5,7 @@ only the type aliases from here.
 """
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -101,6 +102,16 @@ class RedisServer:
 
         wait_until(answers, timeout=10, what="redis-server answers")
         client.close()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Freeze the redis-server for the block (SIGSTOP): it keeps its sockets and answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -1,7 +1,6 @@
 """The broadcast: in one process, between Broadcasters on real sockets and Redis, and under real gunicorn."""
 
 import collections
-import contextlib
 import logging
 import os
 import select
@@ -351,7 +350,7 @@ def test_reading_the_stored_calls_of_a_paused_redis_fails_within_the_request_tim
     broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, f"test_{uuid.uuid4().hex}", 2.0))
     broadcaster.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
     assert broadcaster.stored("level") == {"app": {"level": "DEBUG"}}
-    with paused(redis_server):
+    with redis_server.paused():
         for _ in range(2):  # the second knows at once
             started = time.monotonic()
             with pytest.raises(TransportError):
@@ -368,7 +367,7 @@ def test_a_call_stored_while_redis_is_paused_is_queued_until_it_answers(
     other.subscribe("level", lambda level: applied.append(level))  # noqa: PLW0108 (named parameter)
     for broadcaster in (sender, other):
         broadcaster.start("redis", lambda b: RedisTransport(b, redis_server.url, prefix, 1.0))
-    with paused(redis_server):
+    with redis_server.paused():
         sender.broadcast("level", {"level": "DEBUG"}, store=True, state_key="app")
         assert sender.queued("level") == {"app": {"level": "DEBUG"}}
     wait_until(lambda: applied == ["DEBUG"], CONVERGENCE, "the queued call reaches the other process")
@@ -591,17 +590,6 @@ def test_an_unreachable_redis_at_start_leaves_the_app_serving(
 # A stalled Redis: paused with SIGSTOP (a frozen VM, a long fork for a snapshot), then resumed.
 
 
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """Freeze the redis-server for the block (SIGSTOP): it keeps its sockets and answers nothing."""
-    assert server.process is not None
-    server.process.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        server.process.send_signal(signal.SIGCONT)
-
-
 def stored_value(server: RedisServer, prefix: str) -> str | None:
     """Return the probe value stored in Redis (the state a worker started later replays)."""
     with redis.Redis.from_url(server.url, socket_timeout=2) as client:
@@ -625,7 +613,7 @@ def test_a_change_while_redis_is_paused_answers_within_a_second(
     paused_probe: tuple[AppServer, RedisServer, str],
 ) -> None:
     server, redis_server, _ = paused_probe
-    with paused(redis_server):
+    with redis_server.paused():
         durations = []
         for value in ("first", "second", "third"):
             started = time.monotonic()
@@ -641,7 +629,7 @@ def test_every_worker_and_the_stored_state_converge_after_a_pause(
     paused_probe: tuple[AppServer, RedisServer, str], idle: float
 ) -> None:
     server, redis_server, prefix = paused_probe
-    with paused(redis_server):
+    with redis_server.paused():
         time.sleep(idle)
         get(server, "/probe/set?value=while-paused")
         time.sleep(1)
@@ -666,7 +654,7 @@ def test_the_last_change_made_while_redis_was_paused_wins(
     paused_probe: tuple[AppServer, RedisServer, str],
 ) -> None:
     server, redis_server, prefix = paused_probe
-    with paused(redis_server):
+    with redis_server.paused():
         for value in ("first", "second", "third", "last"):
             get(server, f"/probe/set?value={value}")
     workers = server.worker_pids()

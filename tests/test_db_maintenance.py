@@ -4,7 +4,6 @@ Against the local primary (5432) and its streaming replica (5433): a write that 
 replica would fail with PostgreSQL's read-only error, which is what proves where it went.
 """
 
-import signal
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -346,13 +345,9 @@ def test_a_switch_while_redis_is_paused_is_applied_here_and_queued_202(
 ) -> None:
     settings = {"c2c.redis_url": redis_server.url, "c2c.broadcast_prefix": f"test_{uuid.uuid4().hex}"}
     app = make_app(postgres_url, postgres_replica_url, settings)
-    assert redis_server.process is not None
-    redis_server.process.send_signal(signal.SIGSTOP)
-    try:
+    with redis_server.paused():
         answer = app.app.get(
             "/c2c/db/maintenance?readonly=true", headers={"X-API-Key": SECRET}, status=202
         ).json
-    finally:
-        redis_server.process.send_signal(signal.SIGCONT)
     assert (answer["readonly"], "queued" in answer["message"]) == (True, True)
     assert app.switch(False)["readonly"] is False

@@ -120,9 +120,14 @@ def test_get_tm_session_joins_the_given_transaction_manager(
     try:
         with manager:
             db.get_tm_session(factory, manager).add(Item(value=kept))
-        with pytest.raises(RuntimeError), manager:
-            db.get_tm_session(factory, manager).add(Item(value=dropped))
-            raise RuntimeError("rolled back")
+
+        def add_then_fail() -> None:
+            with manager:
+                db.get_tm_session(factory, manager).add(Item(value=dropped))
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            add_then_fail()
         assert primary_has(postgres_url, kept)
         assert not primary_has(postgres_url, dropped)
     finally:

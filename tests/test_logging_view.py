@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -227,21 +226,11 @@ def redis_app(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> Ite
     logging.getLogger(LOGGER).setLevel(logging.NOTSET)
 
 
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    assert server.process is not None
-    server.process.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        server.process.send_signal(signal.SIGCONT)
-
-
 def test_the_listing_while_redis_is_paused_is_a_quick_503(
     redis_app: webtest.TestApp, redis_server: RedisServer
 ) -> None:
     redis_app.get(f"/c2c/logging/level?name={LOGGER}&level=INFO", headers=HEADERS)
-    with paused(redis_server):
+    with redis_server.paused():
         for _ in range(2):
             started = time.monotonic()
             response = redis_app.get("/c2c/logging/level", headers=HEADERS, status=503)
@@ -260,7 +249,7 @@ def test_the_listing_while_redis_is_paused_is_a_quick_503(
 def test_a_change_while_redis_is_paused_is_applied_here_and_queued_202(
     redis_app: webtest.TestApp, redis_server: RedisServer
 ) -> None:
-    with paused(redis_server):
+    with redis_server.paused():
         started = time.monotonic()
         response = redis_app.get(f"/c2c/logging/level?name={LOGGER}&level=DEBUG", headers=HEADERS, status=202)
         assert time.monotonic() - started < 1

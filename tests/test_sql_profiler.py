@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import signal
 import uuid
 from collections.abc import Iterator
 
@@ -246,13 +245,9 @@ def test_a_switch_while_redis_is_paused_is_applied_here_and_queued_202(
         "c2c.broadcast_prefix": f"test_{uuid.uuid4().hex}",
     }
     app = make_app(settings=settings)
-    assert redis_server.process is not None
     try:
-        redis_server.process.send_signal(signal.SIGSTOP)
-        try:
+        with redis_server.paused():
             answer = app.get("/c2c/sql_profiler?enable=1", headers=HEADERS, status=202).json
-        finally:
-            redis_server.process.send_signal(signal.SIGCONT)
         assert (answer["enabled"], "queued" in answer["message"]) == (True, True)
 
         def stored() -> object:
