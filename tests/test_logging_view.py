@@ -314,7 +314,9 @@ def test_any_parameters_get_a_quick_json_answer_and_store_within_the_limits(  # 
         response = redis_app.get("/c2c/logging/level", params, headers=HEADERS, expect_errors=True)
     else:
         response = redis_app.post("/c2c/logging/level", params, headers=HEADERS, expect_errors=True)
-    assert time.monotonic() - started < 1, params
+    # Never hangs: a stall would be the Redis client's timeouts (seconds); 5 s leaves room for a
+    # busy machine, which this assertion is not about.
+    assert time.monotonic() - started < 5, params
     # 413: a body beyond what an ops view reads.
     assert response.status_int in {200, 202, 400, 413}, (params, response.body[:300])
     assert response.content_type == "application/json"

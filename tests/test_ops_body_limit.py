@@ -87,8 +87,17 @@ def send(
         request.environ.pop("CONTENT_LENGTH", None)
         request.environ["HTTP_TRANSFER_ENCODING"] = "chunked"
         request.environ["wsgi.input_terminated"] = True
-    status: int = request.get_response(app.app).status_int
+    status: int = respond(app, request).status_int
     return status
+
+
+def respond(app: webtest.TestApp, request: Request) -> Any:
+    """Return the app's response, closed as a WSGI server closes it (the request ID is forgotten then)."""
+    response = request.get_response(app.app)
+    close = getattr(response.app_iter, "close", None)
+    if close is not None:
+        close()
+    return response
 
 
 _CONTENT_TYPES = st.sampled_from(
@@ -165,7 +174,7 @@ def test_a_body_at_the_limit_still_signs_in(
         request.environ.pop("CONTENT_LENGTH")
         request.environ["HTTP_TRANSFER_ENCODING"] = "chunked"
         request.environ["wsgi.input_terminated"] = True
-    response = request.get_response(app.app)
+    response = respond(app, request)
     assert response.status_int == 303
     assert "c2c_ops_session=" in response.headers["Set-Cookie"]
 
