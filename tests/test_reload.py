@@ -70,7 +70,7 @@ SLOW_APP = """
 import os, time
 def make(global_config, **settings):
     if os.path.exists(os.environ["SLOW_MARKER"]):
-        time.sleep(30)  # the new code takes too long to load
+        time.sleep(10)  # the new code takes longer to load than the reload waits (2 s)
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"served"]

@@ -19,14 +19,27 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from c2cwsgiutils.acceptance.sentry import SentryReceiver
 from c2cwsgiutils.acceptance.server import AppServer
 from tests.fixtures import EXAMPLE_APP_INI
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def sentry_receiver() -> Iterator[SentryReceiver]:
+    """Where both apps send their Sentry events: the sweep counts them and the secrets in them."""
+    with SentryReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, sentry_receiver: SentryReceiver) -> Iterator[AppServer]:
     database = Path(tmp_path_factory.mktemp("hostile")) / "app.sqlite"
-    env = {"SQLALCHEMY_URL": f"sqlite:///{database}", "LOG_LEVEL": "DEBUG", "DEVELOPMENT": "0"}
+    env = {
+        "SQLALCHEMY_URL": f"sqlite:///{database}",
+        "LOG_LEVEL": "DEBUG",
+        "DEVELOPMENT": "0",
+        "SENTRY_URL": sentry_receiver.dsn,
+    }
     with AppServer(EXAMPLE_APP_INI, env=env, workers=2) as server:
         yield server
 
@@ -59,19 +72,25 @@ def _tally(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None
     SWEEP["5xx"] += status >= 500
     # The app's answers carry the request ID; gunicorn's own (a request it refuses) do not.
     from_app = any(name.strip().lower() == b"x-request-id" for name, _ in headers)
-    SWEEP["from the app, not JSON"] += bool(
-        from_app and body and not content_type(headers).startswith(b"application/json")
+    # An error, that is: the ops page and its files, the metrics' text, are not JSON on purpose.
+    SWEEP["errors from the app, not JSON"] += bool(
+        from_app and status >= 400 and body and not content_type(headers).startswith(b"application/json")
     )
+    SWEEP["secrets in the bodies"] += sum(body.count(secret.encode()) for secret in SECRETS.values())
 
 
 @pytest.fixture(scope="module", autouse=True)
-def sweep_report(app: AppServer, ops_app: AppServer) -> Iterator[None]:
-    """Print the figures of the module's run, and what the servers' logs hold."""
+def sweep_report(app: AppServer, ops_app: AppServer, sentry_receiver: SentryReceiver) -> Iterator[None]:
+    """Print the figures of the module's run: what was sent and answered, the logs, Sentry's events."""
     SWEEP.clear()
     yield
+    time.sleep(1)  # the events of the last requests are still on their way (sent by a thread)
     logs = app.log() + ops_app.log()
     SWEEP["tracebacks in the logs"] = logs.count("Traceback")
     SWEEP["secrets in the logs"] = sum(logs.count(secret) for secret in SECRETS.values())
+    SWEEP["Sentry events"] = len(sentry_receiver.events)
+    events = sentry_receiver.raw()
+    SWEEP["secrets in Sentry events"] = sum(events.count(secret.encode()) for secret in SECRETS.values())
     print(f"\nhostile input: {dict(SWEEP)}")
 
 
@@ -265,13 +284,14 @@ ODD_VALUES = [
 
 
 @pytest.fixture(scope="module")
-def ops_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def ops_app(tmp_path_factory: pytest.TempPathFactory, sentry_receiver: SentryReceiver) -> Iterator[AppServer]:
     database = Path(tmp_path_factory.mktemp("hostile-ops")) / "app.sqlite"
     env = {
         "SQLALCHEMY_URL": f"sqlite:///{database}",
         "DEVELOPMENT": "0",
         "STATS_VIEW": "1",
         "C2C_PROMETHEUS": "1",
+        "SENTRY_URL": sentry_receiver.dsn,
         **SECRETS,
     }
     with AppServer(EXAMPLE_APP_INI, env=env, workers=2) as server:
@@ -699,3 +719,24 @@ def test_vendor_credential_headers_are_masked_by_debug_headers(ops_app: AppServe
     status, _, body = exchange(ops_app, raw_request(b"GET", b"/c2c/debug/headers", headers))
     assert status == 200
     assert b"vendor-credential-value" not in body
+
+
+def test_the_sweep_hears_sentry_and_its_events_hold_no_secret(
+    ops_app: AppServer, sentry_receiver: SentryReceiver
+) -> None:
+    """The sweep's Sentry figures are not vacuous: a deliberate 500 is an event, without the secrets.
+
+    Sent with requests, not counted among the sweep's requests; the report counts it in its events.
+    """
+    before = len(sentry_receiver.events)
+    secret = SECRETS["LOG_VIEW_SECRET"]
+    response = requests.get(
+        ops_app.url(f"/api/error?status=500&secret={secret}"),
+        headers={"X-Api-Key": secret, "Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+    assert response.status_code == 500
+    SWEEP["deliberate 500s (a traceback and an event each)"] += 1
+    events = sentry_receiver.wait_for_events(before + 1)
+    assert events[before]["exception"]["values"]
+    assert secret.encode() not in sentry_receiver.raw()

@@ -76,7 +76,10 @@ class SentryReceiver(Started):
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self.dsn = f"http://public@127.0.0.1:{self.port}/1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: stopping waits for it, and tests start a receiver per case.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def _receive(self, body: bytes, encoding: str) -> None:
         if encoding == "gzip":

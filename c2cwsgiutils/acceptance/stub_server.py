@@ -31,7 +31,13 @@ class QuietHandler(BaseHTTPRequestHandler):
 def stub_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` on a free loopback port from a thread; yield its base URL (no trailing ``/``)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="c2cwsgiutils-stub-server", daemon=True)
+    # A short poll: shutdown() waits for it, and tests start a stub per case.
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="c2cwsgiutils-stub-server",
+        daemon=True,
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
