@@ -24,7 +24,7 @@ from typing import Any
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 
-from c2cwsgiutils import config_utils
+from c2cwsgiutils import config_utils, request_tracking
 from c2cwsgiutils.config_utils import is_ascii_int
 from c2cwsgiutils.responses import json_error
 
@@ -158,7 +158,7 @@ def guard(view: View, expected: str) -> View:
 
     def guarded_view(request: Request) -> Any:
         if not is_authorized(request, expected):
-            return json_error(403, FORBIDDEN_MESSAGE, getattr(request, "c2c_request_id", None))
+            return json_error(403, FORBIDDEN_MESSAGE, request_tracking.request_id(request))
         return view(request)
 
     guarded_view.__doc__ = view.__doc__

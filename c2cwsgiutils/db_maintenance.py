@@ -21,7 +21,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast
+from c2cwsgiutils import broadcast, request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
@@ -123,7 +123,7 @@ def maintenance_view(request: Request) -> Response:
         try:
             wanted = parse_bool(raw)
         except ValueError as error:
-            return json_error(400, f"readonly={raw!r}: {error}", getattr(request, "c2c_request_id", None))
+            return json_error(400, f"readonly={raw!r}: {error}", request_tracking.request_id(request))
         LOG.warning("switching the read-only database maintenance %s", "on" if wanted else "off")
         since = datetime.datetime.now(datetime.UTC).timestamp() if wanted else None
         broadcast.broadcast(CHANNEL, {"readonly": wanted, "since": since}, store=True, state_key="readonly")
@@ -143,7 +143,7 @@ def retry_after(request: Request) -> str:
 def refused_view(exc: ReadOnlyMaintenanceError, request: Request) -> Response:
     """Answer a write during read-only maintenance: 503 with ``Retry-After``."""
     LOG.info("%s %s: write refused during read-only maintenance", request.method, request.path)
-    response = json_error(503, MESSAGE, getattr(request, "c2c_request_id", None))
+    response = json_error(503, MESSAGE, request_tracking.request_id(request))
     response.headers["Retry-After"] = retry_after(request)
     response.headers["Cache-Control"] = "no-store"
     return response

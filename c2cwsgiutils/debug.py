@@ -28,7 +28,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast, client_info, scrub
+from c2cwsgiutils import broadcast, client_info, request_tracking, scrub
 from c2cwsgiutils.config_utils import SettingsGroup, setting
 from c2cwsgiutils.gunicorn_settings import ServerSettings
 from c2cwsgiutils.include import first_time
@@ -215,7 +215,7 @@ class SleepView:
 
 
 def _request_id(request: Request) -> str | None:
-    return getattr(request, "c2c_request_id", None)
+    return request_tracking.request_id(request)
 
 
 def includeme(config: Configurator) -> None:

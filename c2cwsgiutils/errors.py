@@ -32,6 +32,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from webob.request import DisconnectionError
 
+from c2cwsgiutils import request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.responses import json_response
@@ -63,7 +64,7 @@ class ErrorsSettings(SettingsGroup):
 
 
 def _request_id(request: Request) -> str | None:
-    request_id: str | None = getattr(request, "c2c_request_id", None)
+    request_id: str | None = request_tracking.request_id(request)
     return request_id
 
 

@@ -29,7 +29,7 @@ from gunicorn import glogging
 
 from c2cwsgiutils import loader, log_batch, request_tracking, wsgi_app
 from c2cwsgiutils.config_utils import is_ascii_int
-from c2cwsgiutils.pyramid_logging import RateLimitedWarning
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.scrub import scrub_query_string, scrub_request_line, scrub_text, scrub_url
 
 _WARN = RateLimitedWarning(source="c2cwsgiutils access log")

@@ -28,7 +28,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import extras, redis_connection
+from c2cwsgiutils import broadcast, extras, redis_connection, request_tracking, scrub
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.db_maintenance import MAINTENANCE
 from c2cwsgiutils.errors import ErrorsSettings
@@ -37,7 +37,6 @@ from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
 from c2cwsgiutils.request_params import ParamError, int_param
 from c2cwsgiutils.responses import json_error, json_response
-from c2cwsgiutils.scrub import scrub_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -46,9 +45,7 @@ if TYPE_CHECKING:
     from c2cwsgiutils._db_routing import Router
 
 LOG = logging.getLogger(__name__)
-_USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]")
-_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>]+")
 MAX_MESSAGE = 300
 """Characters of a failure's message in production."""
 MAX_LEVEL = 1000
@@ -84,7 +81,7 @@ class HealthCheckSettings(SettingsGroup):
 
 def scrub_message(text: str) -> str:
     """Remove secrets from a check's message: URL passwords and secret-looking query parameters."""
-    return scrub_text(_USERINFO.sub(r"\1:***@", text))
+    return scrub.scrub_text(scrub.mask_url_passwords(text))
 
 
 def public_message(error: BaseException) -> str:
@@ -96,7 +93,7 @@ def public_message(error: BaseException) -> str:
     original = getattr(error, "orig", None)  # a DBAPIError's driver exception
     text = str(original if isinstance(original, BaseException) else error).strip()
     first = text.splitlines()[0].strip() if text else type(error).__name__
-    return _URL.sub(lambda match: f"{match.group(1)}://***", scrub_message(first))[:MAX_MESSAGE]
+    return scrub.mask_urls(scrub_message(first))[:MAX_MESSAGE]
 
 
 def _local_base_url() -> str:
@@ -173,7 +170,7 @@ class HealthCheck:
         add_ops_view(config, "health_check", "/health_check", self.view, request_method=("GET", "HEAD"))
         from c2cwsgiutils.broadcast import BroadcastSettings  # noqa: PLC0415
 
-        self._redis_target = redis_connection.configured_target(config)
+        self._redis_target = broadcast.configured_target(config)
         self._redis_timeout = BroadcastSettings.of(config).redis_timeout
         if self._redis_target is not None:
             self._add_redis_check(self._redis_target, self._redis_timeout)
@@ -442,7 +439,7 @@ class HealthCheck:
         return outcomes
 
     def _select(self, request: Request) -> list[str] | Response:
-        request_id = getattr(request, "c2c_request_id", None)
+        request_id = request_tracking.request_id(request)
         selected = request.params.get("checks")
         try:
             # Only a non-negative whole number is a level (nan, 1e9999 or ² are not).

@@ -24,7 +24,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast
+from c2cwsgiutils import broadcast, request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, parse_duration, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
@@ -259,7 +259,7 @@ def _wanted(params: Any) -> tuple[str, str | None, float | None, str | None]:
 
 def level_view(request: Request) -> Response:
     """Read a level (``?name=N``), set it (``&level=L[&duration=D]``), or list the overrides (no name)."""
-    request_id = getattr(request, "c2c_request_id", None)
+    request_id = request_tracking.request_id(request)
     if "name" not in request.params:
         return _list(request_id)
     try:

@@ -8,8 +8,8 @@ Every ops view answers CORS requests with ``Access-Control-Allow-Origin: *`` and
 and versions, but a protected view still needs its secret in the request itself (the ops page's
 session cookie is ``SameSite=Strict`` and is never accepted from another origin).
 
-``{C2C_BASE_PATH}/`` lists the views as JSON, or shows the ops page (:mod:`c2cwsgiutils.ops_page`)
-to a browser.
+``{C2C_BASE_PATH}/`` lists the views as JSON, or shows the ops page to a browser: both are
+:mod:`c2cwsgiutils.ops_page`'s.
 
 No ops view reads more than :data:`MAX_BODY` bytes of a request's body, and this is checked
 before the secret: a larger body is a 413 JSON answer, unread (a declared ``Content-Length`` is
@@ -25,7 +25,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import auth
+from c2cwsgiutils import auth, request_tracking
 from c2cwsgiutils.config_utils import (
     Setting,
     SettingsGroup,
@@ -34,7 +34,7 @@ from c2cwsgiutils.config_utils import (
     setting,
 )
 from c2cwsgiutils.include import first_time
-from c2cwsgiutils.responses import json_error, json_response
+from c2cwsgiutils.responses import json_error
 
 _OPS_VIEWS_KEY = "c2cwsgiutils.ops_views"
 _SECRETS_KEY = "c2cwsgiutils.ops_views.secrets"
@@ -158,7 +158,7 @@ def add_cors_views(
             return json_error(
                 413,
                 f"the request's body is over {max_body} bytes, the most an ops view takes",
-                getattr(request, "c2c_request_id", None),
+                request_tracking.request_id(request),
             )
         return view(request)
 
@@ -194,37 +194,10 @@ def view_secrets(request: Request) -> dict[str, str]:
     return secrets
 
 
-def prefers_html(request: Request) -> bool:
-    """Tell whether the client asks for HTML before JSON (a browser); no Accept header means JSON."""
-    if "Accept" not in request.headers:
-        return False
-    offers = request.accept.acceptable_offers(["application/json", "text/html"])
-    return bool(offers) and offers[0][0] == "text/html"
-
-
-def _index(request: Request) -> Response:
-    if prefers_html(request):
-        from c2cwsgiutils import ops_page  # noqa: PLC0415 (ops_page builds on this module)
-
-        response = ops_page.page(request)
-    else:
-        prefix = OpsViewsSettings.of(request).base_path
-        response = json_response({"base_path": prefix, "views": ops_views(request)})
-    # Caches must keep the page and the JSON apart.
-    response.vary = ("Accept",)
-    return response
-
-
 def includeme(config: Configurator) -> None:
     """Add the index of ops views at ``{C2C_BASE_PATH}/``."""
     if not first_time(config, "ops_views"):
         return
     settings = OpsViewsSettings.of(config)
     config.registry[auth.LIFETIME_KEY] = settings.session_lifetime
-    prefix = settings.base_path
-    if not prefix:
-        # With the ops views at the root, an index (or a page) there would take the app's own home page.
-        return
-    config.add_route("c2c_index", prefix + "{slash:/?}")
-    add_cors_views(config, "c2c_index", _index, {"request_method": ("GET", "HEAD")})
     config.include("c2cwsgiutils.ops_page")

@@ -205,7 +205,7 @@ class PrometheusBackend(Backend):
             if name in self._refused:
                 return
             self._refused.add(name)
-        from c2cwsgiutils.pyramid_logging import RateLimitedWarning  # noqa: PLC0415
+        from c2cwsgiutils.rate_limited_warning import RateLimitedWarning  # noqa: PLC0415
 
         RateLimitedWarning(source="c2cwsgiutils prometheus")(f"metric {name} dropped: {why}")
 

@@ -45,6 +45,7 @@ from pyramid.threadlocal import get_current_request
 
 from c2cwsgiutils import request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, setting
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.scrub import scrub_query_string
 
 # Syslog severities (RFC 5424) of Python's levels: GELF's "level" field.
@@ -108,37 +109,6 @@ def _compute_request_fields(environ: Mapping[str, Any]) -> dict[str, Any]:
     if trace is not None:
         fields["trace_id"] = trace
     return {key: value for key, value in fields.items() if value is not None}
-
-
-class RateLimitedWarning:
-    """Write a warning about the instrumentation itself on stderr, at most once per ``period`` seconds.
-
-    For the code that must not log through :mod:`logging` (the log handlers themselves) or must
-    not fill the log when a collector is down (statsd); ``source`` starts each line.
-    """
-
-    def __init__(self, period: float = 60.0, source: str = "c2cwsgiutils logging") -> None:
-        self.period = period
-        self.source = source
-        self._last = -period
-        self._lock = threading.Lock()
-        self.suppressed = 0
-
-    def __call__(self, message: str) -> None:
-        """Write ``message``, unless a warning was written less than ``period`` seconds ago."""
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last < self.period:
-                self.suppressed += 1
-                return
-            self._last = now
-            suppressed, self.suppressed = self.suppressed, 0
-        more = f" ({suppressed} more since the last warning)" if suppressed else ""
-        try:
-            sys.stderr.write(f"{self.source}: {message}{more}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass  # stderr is gone too: nothing more can be done
 
 
 class JsonFormatter(logging.Formatter):
@@ -257,7 +227,7 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream if stream is not None else sys.stdout)
         self.json_formatter = JsonFormatter()
-        self._warn = RateLimitedWarning()
+        self._warn = RateLimitedWarning(source="c2cwsgiutils logging")
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as JSON, whatever formatter the configuration names."""
@@ -309,7 +279,7 @@ class PyramidCeeSysLogHandler(logging.handlers.SysLogHandler):
         self._sender: threading.Thread | None = None
         self._sender_pid = 0
         self._sender_lock = threading.Lock()
-        self._warn = RateLimitedWarning()
+        self._warn = RateLimitedWarning(source="c2cwsgiutils logging")
         self._hostname = self.json_formatter.host
 
     def frame(self, record: logging.LogRecord) -> bytes:

@@ -14,9 +14,6 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
-from pyramid.config import Configurator
-from pyramid.request import Request
-
 from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingError, SettingsGroup, int_at_least, is_ascii_int, setting
 
@@ -114,13 +111,6 @@ def target(settings: Any, sentinel_settings: RedisSentinelSettings) -> RedisTarg
         )
     url = getattr(settings, "redis_url", None)
     return RedisTarget(url=url) if url else None
-
-
-def configured_target(holder: Configurator | Request) -> RedisTarget | None:
-    """Return the app's Redis: the Sentinels, else ``C2C_REDIS_URL``, else None."""
-    from c2cwsgiutils.broadcast import BroadcastSettings  # noqa: PLC0415 (it imports this module)
-
-    return target(BroadcastSettings.of(holder), RedisSentinelSettings.of(holder))
 
 
 def make_client(redis_target: RedisTarget | str, timeout: float, **kwargs: Any) -> Any:

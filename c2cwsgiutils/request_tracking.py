@@ -72,6 +72,11 @@ class RequestTrackingSettings(SettingsGroup):
     )
 
 
+def request_id(request: Request | None) -> str | None:
+    """Return the ID the tween gave ``request``; None for no request or one the tween did not see."""
+    return getattr(request, "c2c_request_id", None)
+
+
 def trace_id(traceparent: str | None) -> str | None:
     """Return the trace id of a W3C ``traceparent`` header, or None if it is not a valid one."""
     if not traceparent:
@@ -331,16 +336,6 @@ def wrap_requests() -> None:
 
     setattr(send, _ORIGINAL, original)
     requests.Session.send = send  # type: ignore[method-assign]
-
-
-def propagate_to_requests() -> None:
-    """Make every ``requests`` call made while serving a request carry its ID in ``X-Request-ID``.
-
-    The request's W3C ``traceparent``, if it has a valid one, goes along too, so that the call
-    joins the same trace. A header the caller set wins.
-    """
-    REQUESTS_HOOKS.propagate_id = True
-    wrap_requests()
 
 
 def stop_propagating_to_requests() -> None:

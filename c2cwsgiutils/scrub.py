@@ -10,6 +10,10 @@ _SECRET_NAME = re.compile(r"secret|password|passwd|token|api[_-]?key|access[_-]?
 # after the target in a request line) and at a fragment.
 _PARAM = re.compile(r"([^&;=\s#]+)=([^&;\s#]*)")
 REDACTED = "***"
+# The password of a URL's user information: `//user:password@host`.
+_USERINFO = re.compile(r"(//[^/\s:@]*):[^/\s@]*@")
+# A whole URL in free text, up to a space, a quote or an angle bracket.
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>]+")
 
 
 def is_secret_name(name: str) -> bool:
@@ -40,6 +44,16 @@ def scrub_query_string(query: str) -> str:
 def scrub_text(text: str) -> str:
     """Scrub every secret-looking ``name=value`` in free text, such as a log message quoting a URL."""
     return scrub_query_string(text)
+
+
+def mask_url_passwords(text: str) -> str:
+    """Replace the password of every URL in ``text`` (``//user:password@``) with ``***``."""
+    return _USERINFO.sub(rf"\1:{REDACTED}@", text)
+
+
+def mask_urls(text: str) -> str:
+    """Replace every URL in ``text`` but its scheme with ``***`` (it names hosts, users, databases)."""
+    return _URL.sub(lambda match: f"{match.group(1)}://{REDACTED}", text)
 
 
 def scrub_url(url: str) -> str:

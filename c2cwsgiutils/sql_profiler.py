@@ -20,7 +20,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast, extras
+from c2cwsgiutils import broadcast, extras, request_tracking
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, setting
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
@@ -195,7 +195,7 @@ def profiler_view(request: Request) -> Response:
         try:
             wanted = parse_bool(enable)
         except ValueError as error:
-            return json_error(400, f"enable={enable!r}: {error}", getattr(request, "c2c_request_id", None))
+            return json_error(400, f"enable={enable!r}: {error}", request_tracking.request_id(request))
         LOG.info("switching the SQL profiler %s", "on" if wanted else "off")
         broadcast.broadcast(CHANNEL, {"enable": wanted}, store=True, state_key="enabled")
     if "enabled" in broadcast.queued(CHANNEL):

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, parse_bool, setting
-from c2cwsgiutils.pyramid_logging import RateLimitedWarning
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 
 Key = tuple[str, ...]
 Tags = Mapping[str, Any] | None

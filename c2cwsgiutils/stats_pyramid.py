@@ -37,7 +37,7 @@ from c2cwsgiutils import broadcast, ops_views, prometheus, request_tracking, sta
 from c2cwsgiutils.broadcast.core import Broadcaster
 from c2cwsgiutils.config_utils import parse_bool
 from c2cwsgiutils.include import first_time
-from c2cwsgiutils.pyramid_logging import RateLimitedWarning
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.responses import json_response
 
 TWEEN = "c2cwsgiutils.stats_pyramid.tween_factory"
@@ -55,9 +55,19 @@ _SERVER_TIMING_KEY = "c2cwsgiutils.server_timing"
 STATS_BROADCASTER = Broadcaster()
 """Gathers stats.json from the workers of this gunicorn only (never through Redis): its own local channel."""
 
-# Of the request being served: [SQL seconds, SQL queries, outgoing seconds, outgoing calls].
-_request_sql: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
-    "c2cwsgiutils_request_sql", default=None
+
+@dataclasses.dataclass(slots=True)
+class RequestTimings:
+    """What the request being served spent in SQL and in outgoing calls, for its ``Server-Timing``."""
+
+    sql_seconds: float = 0.0
+    sql_queries: int = 0
+    outgoing_seconds: float = 0.0
+    outgoing_calls: int = 0
+
+
+_request_timings: contextvars.ContextVar[RequestTimings | None] = contextvars.ContextVar(
+    "c2cwsgiutils_request_timings", default=None
 )
 _known_hosts: set[str] = set()
 _configured: Any = None
@@ -168,11 +178,11 @@ def tween_factory(
     backends = stats.BACKENDS
     server_timing = registry.get(_SERVER_TIMING_KEY, True)
     perf_counter = time.perf_counter
-    request_sql = _request_sql
+    request_timings = _request_timings
 
     def stats_tween(request: Request) -> Response:
         start = perf_counter()
-        token = request_sql.set([0.0, 0, 0.0, 0]) if server_timing else None
+        token = request_timings.set(RequestTimings()) if server_timing else None
         try:
             response = handler(request)
         except BaseException:
@@ -180,8 +190,8 @@ def tween_factory(
             raise
         finally:
             if token is not None:
-                sql = request_sql.get()
-                request_sql.reset(token)
+                timings = request_timings.get()
+                request_timings.reset(token)
         end = perf_counter()
         render_start = request.__dict__.get(_RENDER_START)
         render = end - render_start if render_start is not None else None
@@ -190,10 +200,11 @@ def tween_factory(
             timing = f"total;dur={(end - start) * 1000:.1f}"
             if render is not None:
                 timing += f", render;dur={render * 1000:.1f}"
-            if sql is not None and sql[1]:
-                timing += f', sql;dur={sql[0] * 1000:.1f};desc="{sql[1]} queries"'
-            if sql is not None and sql[3]:
-                timing += f', outgoing;dur={sql[2] * 1000:.1f};desc="{sql[3]} calls"'
+            if timings is not None and timings.sql_queries:
+                timing += f', sql;dur={timings.sql_seconds * 1000:.1f};desc="{timings.sql_queries} queries"'
+            if timings is not None and timings.outgoing_calls:
+                seconds, calls = timings.outgoing_seconds, timings.outgoing_calls
+                timing += f', outgoing;dur={seconds * 1000:.1f};desc="{calls} calls"'
             response.headerlist.append(("Server-Timing", timing))
         return response
 
@@ -309,10 +320,10 @@ def _after_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) ->
     key = sql_key(statement)
     for backend in stats.BACKENDS:
         backend.sql(key, seconds)
-    accumulated = _request_sql.get()
-    if accumulated is not None:
-        accumulated[0] += seconds
-        accumulated[1] += 1
+    timings = _request_timings.get()
+    if timings is not None:
+        timings.sql_seconds += seconds
+        timings.sql_queries += 1
 
 
 # Outgoing calls.
@@ -337,10 +348,10 @@ def measure_outgoing(request: Any, status: int | str, seconds: float) -> None:
         method = method if method in _METHODS else "other"
         for backend in stats.BACKENDS:
             backend.outgoing(host, method, str(status), seconds)
-        accumulated = _request_sql.get()
-        if accumulated is not None:
-            accumulated[2] += seconds
-            accumulated[3] += 1
+        timings = _request_timings.get()
+        if timings is not None:
+            timings.outgoing_seconds += seconds
+            timings.outgoing_calls += 1
     except Exception as error:  # instrumentation never breaks the call it measures
         _OUTGOING_WARNING(f"cannot measure an outgoing call: {error!r}")
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyramid.config import Configurator
+from pyramid.request import Request
 
 from c2cwsgiutils.broadcast.core import (
     Broadcaster,
@@ -109,6 +110,11 @@ class BroadcastSettings(SettingsGroup):
         "without Redis (kept private: mode 0700).",
         default_doc="`$TMPDIR/c2cwsgiutils-broadcast-<uid>`",
     )
+
+
+def configured_target(holder: Configurator | Request) -> RedisTarget | None:
+    """Return the app's Redis: the Sentinels, else ``C2C_REDIS_URL``, else None."""
+    return target(BroadcastSettings.of(holder), RedisSentinelSettings.of(holder))
 
 
 def _factory(

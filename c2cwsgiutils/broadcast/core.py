@@ -23,10 +23,10 @@ from typing import Any, Literal, Protocol, Self
 
 import orjson
 
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
+
 LOG = logging.getLogger("c2cwsgiutils.broadcast")
 
-WARNING_INTERVAL = 60.0
-"""Seconds between two warnings of the same kind (Redis down, a full socket...)."""
 WATCHDOG_INTERVAL = 1.0
 """Seconds between two checks that the listener thread is alive."""
 
@@ -36,26 +36,6 @@ ReplyStatus = Literal["answer", "skip", "error"]
 
 class TransportError(Exception):
     """The transport cannot reach the other processes or the stored state right now."""
-
-
-class RateLimitedWarning:
-    """Log a warning of each kind at most once per ``interval`` seconds."""
-
-    def __init__(self, interval: float = WARNING_INTERVAL) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, kind: str, message: str, *args: Any) -> bool:
-        """Log ``message % args`` unless a warning of this kind was logged recently; return whether it was."""
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                return False
-            self._last[kind] = now
-        LOG.warning(message, *args)
-        return True
 
 
 def _object(data: bytes) -> dict[str, Any]:
@@ -328,7 +308,7 @@ class Broadcaster:
         self._deferred = False  # a gunicorn master: the workers it forks start the transport
         self._pid = os.getpid()
         self.instance_id = uuid.uuid4().hex
-        self.warn = RateLimitedWarning()
+        self.warn = RateLimitedWarning(logger=LOG)
         self._watchdog: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -398,7 +378,7 @@ class Broadcaster:
         """Run in a child just forked: the parent's threads are gone, its sockets are not ours."""
         self._lock = threading.RLock()
         self._apply_lock = threading.RLock()
-        self.warn = RateLimitedWarning()
+        self.warn = RateLimitedWarning(logger=LOG)
         self._pid = os.getpid()
         self.instance_id = uuid.uuid4().hex
         self._watchdog = None
@@ -435,9 +415,9 @@ class Broadcaster:
             with self._lock:
                 if transport is self._transport and not transport.listener_alive():
                     self.warn(
-                        "listener-dead",
                         "the broadcast listener thread of process %s died; restarting it",
                         self._pid,
+                        kind="listener-dead",
                     )
                     transport.restart_listener()
         if transport.listener_generation() > 0 and not self._stop.is_set():
@@ -481,7 +461,7 @@ class Broadcaster:
         try:
             calls = self._transport.stored()
         except TransportError as error:
-            self.warn("stored", "cannot read the stored broadcast calls: %s", error)
+            self.warn("cannot read the stored broadcast calls: %s", error, kind="stored")
             return
         self.catch_up([call for call in calls if call.channel == channel])
 
@@ -568,7 +548,7 @@ class Broadcaster:
         try:
             replies = self._transport.send(call, apply_here, expect_answers, deadline)
         except Exception as error:  # instrumentation never breaks the app
-            self.warn("send", "broadcast on %s reached this process only: %s", channel, error)
+            self.warn("broadcast on %s reached this process only: %s", channel, error, kind="send")
         apply_here()  # if the transport failed before it applied the call here
         if not expect_answers:
             return None
@@ -606,7 +586,7 @@ class Broadcaster:
         try:
             self._transport.forget(channel, state_key or "", params)
         except TransportError as error:
-            self.warn("forget", "cannot remove the stored broadcast call %s: %s", channel, error)
+            self.warn("cannot remove the stored broadcast call %s: %s", channel, error, kind="forget")
 
 
 def _by_key(calls: list[Call], channel: str) -> dict[str, dict[str, Any]]:

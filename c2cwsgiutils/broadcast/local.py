@@ -132,7 +132,7 @@ class LocalTransport:
         try:
             self._receiver.catch_up(self.stored())
         except TransportError as error:
-            self._receiver.warn("stored", "cannot read the stored broadcast calls: %s", error)
+            self._receiver.warn("cannot read the stored broadcast calls: %s", error, kind="stored")
         self._generation += 1
         self._thread = threading.Thread(
             target=self._listen, args=(sock,), name="c2cwsgiutils-broadcast-listener", daemon=True
@@ -161,7 +161,7 @@ class LocalTransport:
         try:
             call = Call.decode(data)
         except ValueError as error:
-            self._receiver.warn("bad-call", "ignored a broadcast that is not one: %s", error)
+            self._receiver.warn("ignored a broadcast that is not one: %s", error, kind="bad-call")
             return
         reply = self._receiver.receive(call)
         if call.reply_to is None:
@@ -175,7 +175,7 @@ class LocalTransport:
         except OSError as error:
             # The sender gave up waiting (its socket is gone), or the answer is too big.
             if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
-                self._receiver.warn("reply", "cannot answer a broadcast on %s: %s", call.channel, error)
+                self._receiver.warn("cannot answer a broadcast on %s: %s", call.channel, error, kind="reply")
 
     def listener_generation(self) -> int:
         """Return how many listener threads were started."""
@@ -227,7 +227,7 @@ class LocalTransport:
             data = call.encode()
             if len(data) > MAX_DATAGRAM:
                 self._receiver.warn(
-                    "too-big", "a broadcast on %s is too big for the local channel", call.channel
+                    "a broadcast on %s is too big for the local channel", call.channel, kind="too-big"
                 )
                 apply_here()
                 return []
@@ -265,7 +265,7 @@ class LocalTransport:
                         os.unlink(entry.path)
                 except TimeoutError:
                     self._receiver.warn(
-                        "full", "the broadcast listener of %s takes no more calls; skipped", entry.name
+                        "the broadcast listener of %s takes no more calls; skipped", entry.name, kind="full"
                     )
         return sent
 
@@ -291,7 +291,9 @@ class LocalTransport:
                 seen.add(reply.sender)
                 replies.append(reply)
         if len(seen) < expected:
-            self._receiver.warn("late", "broadcast: %s of %s processes answered in time", len(seen), expected)
+            self._receiver.warn(
+                "broadcast: %s of %s processes answered in time", len(seen), expected, kind="late"
+            )
         return replies
 
     # Stored calls.

@@ -144,10 +144,10 @@ class RedisTransport:
                 self.connected = False
                 first_attempt.set()
                 self._receiver.warn(
-                    "redis-listener",
                     "broadcast: cannot listen on Redis %s (%s); retrying until it answers",
                     self.url,
                     error,
+                    kind="redis-listener",
                 )
                 self._stop.wait(self._backoff * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not crypto)
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF)
@@ -199,7 +199,7 @@ class RedisTransport:
         try:
             call = Call.decode(data)
         except ValueError as error:
-            self._receiver.warn("bad-call", "ignored a broadcast that is not one: %s", error)
+            self._receiver.warn("ignored a broadcast that is not one: %s", error, kind="bad-call")
             return
         reply = self._receiver.receive(call)
         if call.reply_to is None:
@@ -210,7 +210,7 @@ class RedisTransport:
                 pipe.expire(call.reply_to, math.ceil(call.ttl) + ANSWERS_EXPIRY)
                 pipe.execute()
         except self._errors as error:
-            self._receiver.warn("reply", "cannot answer a broadcast on %s: %s", call.channel, error)
+            self._receiver.warn("cannot answer a broadcast on %s: %s", call.channel, error, kind="reply")
 
     def _enqueue(self, field: bytes, call: Call) -> None:
         with self._queue_lock:
@@ -222,10 +222,10 @@ class RedisTransport:
                 dropped += 1
         if dropped:
             self._receiver.warn(
-                "queue-full",
                 "broadcast: more than %s stored calls wait for Redis %s; dropped the oldest",
                 MAX_QUEUED,
                 self.url,
+                kind="queue-full",
             )
 
     def _send_queued(self) -> None:
@@ -321,11 +321,11 @@ class RedisTransport:
                 self._enqueue(field, call.stored_form())
             self.connected = False  # the listener checks it, and sends the queue when it answers
             self._receiver.warn(
-                "redis-send",
                 "broadcast: Redis %s is unreachable (%s); calls apply in this process only, "
                 "and the stored ones reach the others when it answers again",
                 self.url,
                 error,
+                kind="redis-send",
             )
             return []
         if call.reply_to is None:
@@ -350,13 +350,17 @@ class RedisTransport:
                         seen.add(reply.sender)
                         replies.append(reply)
         except self._errors as error:
-            self._receiver.warn("redis-gather", "broadcast: lost Redis while gathering answers: %s", error)
+            self._receiver.warn(
+                "broadcast: lost Redis while gathering answers: %s", error, kind="redis-gather"
+            )
         finally:
             with contextlib.suppress(*self._errors):
                 self._client.delete(key)
         # Our own listener's reply is a skip; the others answered or not.
         if len(seen) < expected:
-            self._receiver.warn("late", "broadcast: %s of %s processes answered in time", len(seen), expected)
+            self._receiver.warn(
+                "broadcast: %s of %s processes answered in time", len(seen), expected, kind="late"
+            )
         return replies
 
     # Stored calls.

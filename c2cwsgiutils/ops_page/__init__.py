@@ -26,6 +26,7 @@ from pyramid.response import Response
 from c2cwsgiutils import auth
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import OpsViewsSettings, add_cors_views, ops_views, view_secrets
+from c2cwsgiutils.responses import json_response
 
 LOG = logging.getLogger(__name__)
 LOGIN = "/page/login"
@@ -255,13 +256,35 @@ def _asset_view(name: str) -> Callable[[Request], Response]:
     return asset_view
 
 
+def prefers_html(request: Request) -> bool:
+    """Tell whether the client asks for HTML before JSON (a browser); no Accept header means JSON."""
+    if "Accept" not in request.headers:
+        return False
+    offers = request.accept.acceptable_offers(["application/json", "text/html"])
+    return bool(offers) and offers[0][0] == "text/html"
+
+
+def _index(request: Request) -> Response:
+    if prefers_html(request):
+        response = page(request)
+    else:
+        prefix = OpsViewsSettings.of(request).base_path
+        response = json_response({"base_path": prefix, "views": ops_views(request)})
+    # Caches must keep the page and the JSON apart.
+    response.vary = ("Accept",)
+    return response
+
+
 def includeme(config: Configurator) -> None:
-    """Add the page's sign-in, sign-out and files (the page itself is the index's HTML answer)."""
+    """Add the index (JSON, or the page for a browser), the page's sign-in, sign-out and files."""
     if not first_time(config, "ops_page"):
         return
     prefix = OpsViewsSettings.of(config).base_path
     if not prefix:
+        # With the ops views at the root, an index (or a page) there would take the app's own home page.
         return
+    config.add_route("c2c_index", prefix + "{slash:/?}")
+    add_cors_views(config, "c2c_index", _index, {"request_method": ("GET", "HEAD")})
     config.add_route("c2c_page_login", prefix + LOGIN)
     add_cors_views(config, "c2c_page_login", login_view, {"request_method": "POST"})
     config.add_route("c2c_page_logout", prefix + LOGOUT)
