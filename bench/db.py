@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import foundation  # type: ignore[import-not-found,unused-ignore]
 
 import c2cwsgiutils.pyramid
-from c2cwsgiutils import _db_routing
+from c2cwsgiutils.database import routing
 from c2cwsgiutils.db import setup_session
 
 Environ = dict[str, Any]
@@ -136,9 +136,9 @@ def main() -> int:
     )
     # (name, app, set up before its calls, undo after): SQL request IDs are a process-wide listener.
     variants: list[tuple[str, WSGIApp, Callable[[], None], Callable[[], None]]] = [
-        ("bare SQLAlchemy", bare, _db_routing.stop_request_id, _db_routing.stop_request_id),
-        ("routed", routed, _db_routing.stop_request_id, _db_routing.stop_request_id),
-        ("routed + SQL request ID", routed, _db_routing.listen_request_id, _db_routing.stop_request_id),
+        ("bare SQLAlchemy", bare, routing.stop_request_id, routing.stop_request_id),
+        ("routed", routed, routing.stop_request_id, routing.stop_request_id),
+        ("routed + SQL request ID", routed, routing.listen_request_id, routing.stop_request_id),
     ]
     results: dict[str, list[float]] = {name: [] for name, *_ in variants}
     for _name, app, enter, leave in variants:

@@ -6,7 +6,7 @@ regular expressions on ``"METHOD /path"``; within a request, once something was 
 or an ``INSERT``/``UPDATE``/``DELETE`` or ``SELECT ... FOR UPDATE`` executed) everything goes to
 the primary. A replica that cannot be reached sends reads to the primary until it answers again.
 :func:`setup_request_session` adds ``request.dbsession``, a session per request under
-``pyramid_tm``, routed the same way. During read-only maintenance (:mod:`.db_maintenance`) every
+``pyramid_tm``, routed the same way. During read-only maintenance (:mod:`.database.maintenance`) every
 session uses the replica and writes are refused.
 
 With ``C2C_SQL_REQUEST_ID`` on, PostgreSQL's ``application_name`` holds the request ID while a
@@ -26,13 +26,17 @@ from pyramid.tweens import EXCVIEW
 
 from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingsGroup, parse_bool, parse_positive_duration, setting
+from c2cwsgiutils.database import maintenance
 from c2cwsgiutils.include import first_time
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-    from c2cwsgiutils._db_routing import Router
+    from c2cwsgiutils.database.routing import Router
+
+ReadOnlyMaintenanceError = maintenance.ReadOnlyMaintenanceError
+"""What a write outside a request raises during read-only maintenance (the API's name for it)."""
 
 _SCOPED_SESSIONS_KEY = "c2cwsgiutils.db.scoped_sessions"
 ENGINES_KEY = "c2cwsgiutils.db.engines"
@@ -79,12 +83,12 @@ def _make_engine(settings: dict[str, Any], prefix: str, connect_timeout: float) 
     """Make the engine of the settings under ``prefix`` (``"sqlalchemy."``), with our defaults."""
     import sqlalchemy  # noqa: PLC0415
 
-    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
 
     options = {key: value for key, value in settings.items() if key.startswith(prefix)}
     # Stale pooled connections (a restarted server) are detected at checkout unless told otherwise.
     options.setdefault(prefix + "pool_pre_ping", "true")
-    timeout = _db_routing.connect_timeout_args(sqlalchemy.make_url(options[prefix + "url"]), connect_timeout)
+    timeout = routing.connect_timeout_args(sqlalchemy.make_url(options[prefix + "url"]), connect_timeout)
     return sqlalchemy.engine_from_config(options, prefix=prefix, connect_args=timeout)
 
 
@@ -107,10 +111,10 @@ def setup_session(
     zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "c2cwsgiutils.db.setup_session")
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
-    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
 
     factory: scoped_session[Session] = scoped_session(
-        sessionmaker(class_=_db_routing.RoutingSession, router=router)
+        sessionmaker(class_=routing.RoutingSession, router=router)
     )
     # As the original: the session joins the transaction manager, so that pyramid_tm commits what
     # a view wrote (or rolls it back when the view fails). Registered once, on the factory.
@@ -154,9 +158,9 @@ def _add_request_session(config: Configurator, router: "Router", name: str) -> "
     extras.require("pyramid_tm", "db", "request.dbsession")
     from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
 
-    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
 
-    factory: sessionmaker[Session] = sessionmaker(class_=_db_routing.RoutingSession, router=router)
+    factory: sessionmaker[Session] = sessionmaker(class_=routing.RoutingSession, router=router)
     # Registered once, on the sessionmaker: registering each session would cost SQLAlchemy's
     # per-instance event set-up in every request that uses it.
     zope_sqlalchemy.register(factory, transaction_manager=_RequestTransactionManager())
@@ -202,10 +206,10 @@ def _make_router(
     extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
     import sqlalchemy  # noqa: PLC0415
 
-    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
 
     config.include("c2cwsgiutils.db")
-    config.include("c2cwsgiutils.db_maintenance")
+    config.include("c2cwsgiutils.database.maintenance")
     settings = config.get_settings()
     db_settings = DbSettings.of(config)
     engines: dict[str, Engine] = config.registry.setdefault(ENGINES_KEY, {})
@@ -224,19 +228,17 @@ def _make_router(
         if slave_prefix not in made:
             pass  # made by an earlier session, with its fallback
         elif type(replica.dialect) is type(primary.dialect):
-            _db_routing.ReplicaFallback(
-                replica, primary, db_settings.replica_retry, db_settings.connect_timeout
-            )
+            routing.ReplicaFallback(replica, primary, db_settings.replica_retry, db_settings.connect_timeout)
         else:
-            _db_routing.LOG.warning(
+            routing.LOG.warning(
                 "%s and %s use different drivers: reads will not fall back to the primary "
                 "when the replica is down",
                 master_prefix,
                 slave_prefix,
             )
     for each in (primary, replica):
-        _db_routing.listen_read_only_errors(each)
-    return _db_routing.Router(primary, replica, force_master, force_slave)
+        routing.listen_read_only_errors(each)
+    return routing.Router(primary, replica, force_master, force_slave)
 
 
 def tween_factory(
@@ -264,7 +266,7 @@ def use_engine(session: "Session | scoped_session[Session]", engine: "Engine | N
     """
     from sqlalchemy.orm import scoped_session  # noqa: PLC0415
 
-    from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+    from c2cwsgiutils.database.routing import RoutingSession  # noqa: PLC0415
 
     target = session() if isinstance(session, scoped_session) else session
     if not isinstance(target, RoutingSession):
@@ -279,7 +281,7 @@ def engine_of(
     from sqlalchemy import select, text  # noqa: PLC0415
     from sqlalchemy.orm import scoped_session  # noqa: PLC0415
 
-    from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+    from c2cwsgiutils.database.routing import RoutingSession  # noqa: PLC0415
 
     target = session() if isinstance(session, scoped_session) else session
     bind = target.get_bind(clause=select(text("1")) if statement is None else statement)
@@ -340,12 +342,12 @@ def init(
     """
     from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
 
-    from c2cwsgiutils import _db_routing  # noqa: PLC0415
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
 
     config.get_settings().setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
     router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
     _add_request_session(config, router, "dbsession")
-    factory: sessionmaker[Session] = sessionmaker(class_=_db_routing.RoutingSession, router=router)
+    factory: sessionmaker[Session] = sessionmaker(class_=routing.RoutingSession, router=router)
     config.registry["dbsession_factory"] = factory
     return factory
 
@@ -362,6 +364,6 @@ def includeme(config: Configurator) -> None:
         config.include("pyramid_tm")
     if DbSettings.of(config).sql_request_id:
         extras.require("sqlalchemy", "db", "C2C_SQL_REQUEST_ID")
-        from c2cwsgiutils import _db_routing  # noqa: PLC0415
+        from c2cwsgiutils.database import routing  # noqa: PLC0415
 
-        _db_routing.listen_request_id()
+        routing.listen_request_id()

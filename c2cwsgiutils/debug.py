@@ -30,11 +30,11 @@ from pyramid.response import Response
 
 from c2cwsgiutils import broadcast, client_info, request_tracking, scrub
 from c2cwsgiutils.config_utils import SettingsGroup, setting
-from c2cwsgiutils.gunicorn_settings import ServerSettings
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
 from c2cwsgiutils.request_params import ParamError, duration_param, int_param
 from c2cwsgiutils.responses import json_error, json_response
+from c2cwsgiutils.server.gunicorn_settings import ServerSettings
 
 STACKS_CHANNEL = "c2c_debug_stacks"
 MEMORY_CHANNEL = "c2c_debug_memory"

@@ -2,18 +2,19 @@
 
 A gunicorn configuration file is read for its module-level names, so this is the one module
 that reads the environment when imported; it is meant to be imported by gunicorn only. The
-values and their environment variables are in :mod:`c2cwsgiutils.gunicorn_settings`; the
+values and their environment variables are in :mod:`c2cwsgiutils.server.gunicorn_settings`; the
 server hooks below record the master's identity beside its pid file
-(:mod:`c2cwsgiutils.master_identity`) and which workers have loaded the app
-(:mod:`c2cwsgiutils.worker_readiness`, for ``c2cwsgiutils_reload``), whether gunicorn was started
+(:mod:`c2cwsgiutils.server.master_identity`) and which workers have loaded the app
+(:mod:`c2cwsgiutils.server.worker_readiness`, for ``c2cwsgiutils_reload``), whether gunicorn was started
 by ``c2cwsgiutils_run`` or directly.
 """
 
 import os
 from typing import Any
 
-from c2cwsgiutils import gunicorn_settings, master_identity, prometheus, sentry, worker_readiness
-from c2cwsgiutils.gunicorn_settings import settings_from_environ
+from c2cwsgiutils import prometheus, sentry
+from c2cwsgiutils.server import gunicorn_settings, master_identity, worker_readiness
+from c2cwsgiutils.server.gunicorn_settings import settings_from_environ
 
 globals().update(settings_from_environ(os.environ))
 

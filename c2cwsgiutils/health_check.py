@@ -28,21 +28,22 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import broadcast, extras, redis_connection, request_tracking, scrub
+from c2cwsgiutils import broadcast, extras, request_tracking, scrub
+from c2cwsgiutils.broadcast import redis_connection
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
-from c2cwsgiutils.db_maintenance import MAINTENANCE
+from c2cwsgiutils.database.maintenance import MAINTENANCE
 from c2cwsgiutils.errors import ErrorsSettings
-from c2cwsgiutils.gunicorn_settings import ServerSettings, local_address
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import add_ops_view
 from c2cwsgiutils.request_params import ParamError, int_param
 from c2cwsgiutils.responses import json_error, json_response
+from c2cwsgiutils.server.gunicorn_settings import ServerSettings, local_address
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-    from c2cwsgiutils._db_routing import Router
+    from c2cwsgiutils.database.routing import Router
 
 LOG = logging.getLogger(__name__)
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]")
@@ -543,7 +544,7 @@ def _check_session(router: "Router") -> "scoped_session[Session]":
     """
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
-    from c2cwsgiutils._db_routing import RoutingSession  # noqa: PLC0415
+    from c2cwsgiutils.database.routing import RoutingSession  # noqa: PLC0415
 
     return scoped_session(sessionmaker(class_=RoutingSession, router=router))
 
@@ -568,7 +569,7 @@ class _DbCheck:
     def __call__(self, request: Request) -> None:
         from sqlalchemy import select, text  # noqa: PLC0415
 
-        from c2cwsgiutils._db_routing import FALLBACK  # noqa: PLC0415
+        from c2cwsgiutils.database.routing import FALLBACK  # noqa: PLC0415
         from c2cwsgiutils.db import use_engine  # noqa: PLC0415
 
         if self.skip_in_maintenance and MAINTENANCE.readonly:

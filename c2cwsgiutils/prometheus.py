@@ -30,7 +30,7 @@ from pyramid.response import Response
 
 from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, parse_bool, setting
-from c2cwsgiutils.prometheus_merge import MultiprocessReader
+from c2cwsgiutils.metrics.prometheus_merge import MultiprocessReader
 from c2cwsgiutils.stats import Backend, Key, Tags
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

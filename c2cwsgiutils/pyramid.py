@@ -32,7 +32,7 @@ FEATURES = (
     # Metrics: the backends of the settings; the tween only when one of them is on.
     "c2cwsgiutils.stats_pyramid",
     # The default timeout of the requests calls made while serving a request.
-    "c2cwsgiutils.outgoing",
+    "c2cwsgiutils.metrics.outgoing",
     # {C2C_BASE_PATH}/health (liveness); the full checks come with the app's HealthCheck(config).
     "c2cwsgiutils.health_check",
     # After the metrics: the version is exported as a metric when a backend is on.

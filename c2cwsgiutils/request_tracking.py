@@ -275,7 +275,7 @@ class RequestsHooks:
     """What the toolkit's one wrapper of ``requests.Session.send`` does (process-wide, as the wrapper is).
 
     Each feature's include sets its part: request tracking ``propagate_id``,
-    :mod:`c2cwsgiutils.outgoing` ``default_timeout``, the metrics ``measure``.
+    :mod:`c2cwsgiutils.metrics.outgoing` ``default_timeout``, the metrics ``measure``.
     """
 
     propagate_id: bool = False

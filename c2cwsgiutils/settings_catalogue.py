@@ -21,14 +21,14 @@ FEATURE_MODULES = (
     "c2cwsgiutils.errors",
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.client_info",
-    "c2cwsgiutils.outgoing",
+    "c2cwsgiutils.metrics.outgoing",
     "c2cwsgiutils.pyramid_logging",
     "c2cwsgiutils.logging_view",
-    "c2cwsgiutils.gunicorn_settings",
+    "c2cwsgiutils.server.gunicorn_settings",
     "c2cwsgiutils.broadcast",
-    "c2cwsgiutils.redis_connection",
+    "c2cwsgiutils.broadcast.redis_connection",
     "c2cwsgiutils.db",
-    "c2cwsgiutils.db_maintenance",
+    "c2cwsgiutils.database.maintenance",
     "c2cwsgiutils.sql_profiler",
     "c2cwsgiutils.stats",
     "c2cwsgiutils.prometheus",
@@ -57,8 +57,8 @@ def groups() -> list[type[SettingsGroup]]:
 
 
 def group_key(group: type[SettingsGroup]) -> str:
-    """Return the name a group's table has in the README: its module's."""
-    return group.__module__.rsplit(".", 1)[-1]
+    """Return the name a group's table has in the README: its module's, under the package."""
+    return group.__module__.removeprefix("c2cwsgiutils.")
 
 
 def markdown_table(group: type[SettingsGroup]) -> str:

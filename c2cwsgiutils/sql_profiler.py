@@ -90,7 +90,7 @@ class Profiler:
             return
         if getattr(cursor, "name", None):  # a server-side cursor, still being read: leave it alone
             return
-        from c2cwsgiutils._db_routing import SELECT_TEXT  # noqa: PLC0415
+        from c2cwsgiutils.database.routing import SELECT_TEXT  # noqa: PLC0415
 
         if statement in self.seen or SELECT_TEXT.match(statement) is None:
             return

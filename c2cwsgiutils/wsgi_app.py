@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from c2cwsgiutils import loader
-from c2cwsgiutils.gunicorn_settings import DEFAULT_CONFIG_FILE, ServerSettings
+from c2cwsgiutils.server.gunicorn_settings import DEFAULT_CONFIG_FILE, ServerSettings
 
 __all__ = ["DEFAULT_CONFIG_FILE", "application", "config_file", "create", "create_application"]
 

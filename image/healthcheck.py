@@ -11,7 +11,7 @@ import http.client
 import os
 import sys
 
-from c2cwsgiutils.gunicorn_settings import local_address
+from c2cwsgiutils.server.gunicorn_settings import local_address
 
 
 def main() -> int:

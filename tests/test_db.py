@@ -21,7 +21,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from sqlalchemy import func, insert, select, text
 
-from c2cwsgiutils import _db_routing
+from c2cwsgiutils.database import routing
 from c2cwsgiutils.db import engine_of, setup_session, use_engine
 from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 from tests.fixtures import postgres_cluster, wait_for_postgres
@@ -135,7 +135,7 @@ def make_app(table: str) -> Iterator[Callable[..., DbApp]]:
     yield make
     for app in apps:
         app.close()
-    _db_routing.stop_request_id()
+    routing.stop_request_id()
 
 
 @pytest.fixture
@@ -231,14 +231,14 @@ def test_next_request_reads_from_the_replica_again(db_app: DbApp) -> None:
 
 
 def test_text_statements_are_routed_by_what_they_do() -> None:
-    assert not _db_routing.needs_primary(text("  /* c */ -- x\n select 1"))
-    assert not _db_routing.needs_primary(text("SHOW application_name"))
-    assert _db_routing.needs_primary(text("SELECT * FROM t FOR UPDATE"))
-    assert _db_routing.needs_primary(text("select 1 for no key update"))
-    assert _db_routing.needs_primary(text("UPDATE t SET a = 1"))
-    assert _db_routing.needs_primary(text("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x"))
-    assert _db_routing.needs_primary(sqlalchemy.delete(Item))
-    assert not _db_routing.needs_primary(select(Item))
+    assert not routing.needs_primary(text("  /* c */ -- x\n select 1"))
+    assert not routing.needs_primary(text("SHOW application_name"))
+    assert routing.needs_primary(text("SELECT * FROM t FOR UPDATE"))
+    assert routing.needs_primary(text("select 1 for no key update"))
+    assert routing.needs_primary(text("UPDATE t SET a = 1"))
+    assert routing.needs_primary(text("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x"))
+    assert routing.needs_primary(sqlalchemy.delete(Item))
+    assert not routing.needs_primary(select(Item))
 
 
 def test_session_is_removed_at_the_end_of_each_request(db_app: DbApp) -> None:
@@ -467,9 +467,9 @@ def test_a_replica_that_never_answers_delays_reads_by_at_most_the_connect_timeou
 
 def test_the_connect_timeout_of_the_url_wins(postgres_url: str) -> None:
     url = sqlalchemy.make_url(f"{postgres_url}?connect_timeout=30")
-    assert _db_routing.connect_timeout_args(url, 5) == {}
-    assert _db_routing.connect_timeout_args(sqlalchemy.make_url(postgres_url), 0.5) == {"connect_timeout": 2}
-    assert _db_routing.connect_timeout_args(sqlalchemy.make_url("sqlite://"), 5) == {}
+    assert routing.connect_timeout_args(url, 5) == {}
+    assert routing.connect_timeout_args(sqlalchemy.make_url(postgres_url), 0.5) == {"connect_timeout": 2}
+    assert routing.connect_timeout_args(sqlalchemy.make_url("sqlite://"), 5) == {}
 
 
 # The replica going away, the primary restarting: these stop and start PostgreSQL clusters, so

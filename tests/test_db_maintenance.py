@@ -16,8 +16,14 @@ from pyramid.request import Request
 from sqlalchemy import insert, text
 
 from c2cwsgiutils import broadcast
-from c2cwsgiutils.db import engine_of, setup_request_session, setup_session, use_engine
-from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
+from c2cwsgiutils.database.maintenance import MAINTENANCE
+from c2cwsgiutils.db import (
+    ReadOnlyMaintenanceError,  # the README's name for it
+    engine_of,
+    setup_request_session,
+    setup_session,
+    use_engine,
+)
 from c2cwsgiutils.health_check import HealthCheck
 from tests.db_items import Item, create_table, in_recovery, primary_has, unique
 from tests.fixtures import RedisServer, postgres_cluster, wait_for_postgres

@@ -14,8 +14,8 @@ import requests
 from gunicorn.config import Config
 from gunicorn.glogging import SafeAtoms
 
-from c2cwsgiutils import gunicorn_logging
-from c2cwsgiutils.gunicorn_logging import DEFAULT_FORMAT, AccessWriter, LazyAtoms, ScrubbingLogger
+from c2cwsgiutils.server import gunicorn_logging
+from c2cwsgiutils.server.gunicorn_logging import DEFAULT_FORMAT, AccessWriter, LazyAtoms, ScrubbingLogger
 from tests.fixtures import StartServer
 
 

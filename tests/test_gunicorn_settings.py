@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from c2cwsgiutils import config_utils, gunicorn_settings
+from c2cwsgiutils import config_utils
+from c2cwsgiutils.server import gunicorn_settings
 
 
 def cgroup_v2(tmp_path: Path, cpu_max: str) -> Path:

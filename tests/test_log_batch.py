@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from c2cwsgiutils.log_batch import batchable, handle_batch
 from c2cwsgiutils.pyramid_logging import JsonLogHandler
+from c2cwsgiutils.server.log_batch import batchable, handle_batch
 
 
 class CountingStream(io.StringIO):

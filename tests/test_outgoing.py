@@ -15,7 +15,7 @@ from c2cwsgiutils import stats_pyramid
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from c2cwsgiutils.outgoing import parse_timeout
+from c2cwsgiutils.metrics.outgoing import parse_timeout
 from tests import outgoing_app
 from tests.apps import make_app
 from tests.fixtures import StartServer

@@ -1,4 +1,4 @@
-"""c2cwsgiutils.prometheus_merge: the same merged metrics as prometheus_client's own collector.
+"""c2cwsgiutils.metrics.prometheus_merge: the same merged metrics as prometheus_client's own collector.
 
 Each test writes multiprocess files as several "workers" (one process, with prometheus_client's
 file naming by process id switched between pids) and compares our text with the one of
@@ -17,7 +17,7 @@ import prometheus_client
 from prometheus_client import multiprocess, values
 from prometheus_client.parser import text_string_to_metric_families
 
-from c2cwsgiutils.prometheus_merge import MultiprocessReader, go_float
+from c2cwsgiutils.metrics.prometheus_merge import MultiprocessReader, go_float
 
 
 @pytest.fixture

@@ -18,15 +18,15 @@ from pyramid.config import Configurator
 from c2cwsgiutils.acceptance.server import AppServer, free_port
 from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.broadcast.core import Broadcaster, InProcessTransport
-from c2cwsgiutils.config_utils import SettingError
-from c2cwsgiutils.health_check import HealthCheck
-from c2cwsgiutils.redis_connection import (
+from c2cwsgiutils.broadcast.redis_connection import (
     RedisSentinelSettings,
     RedisTarget,
     make_client,
     parse_sentinels,
     target,
 )
+from c2cwsgiutils.config_utils import SettingError
+from c2cwsgiutils.health_check import HealthCheck
 from tests import sentinel_app
 from tests.fixtures import StartServer
 

@@ -146,7 +146,7 @@ BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").st
 
 
 def start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat, read here independently of c2cwsgiutils.master_identity."""
+    """Field 22 of /proc/<pid>/stat, read here independently of c2cwsgiutils.server.master_identity."""
     stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     return int(stat.rpartition(")")[2].split()[22 - 3])
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from c2cwsgiutils import worker_readiness
 from c2cwsgiutils.acceptance.server import clean_environ, console_script, free_port
 from c2cwsgiutils.acceptance.utils import wait_url
 from c2cwsgiutils.scripts.run import UserSwitchError, account
+from c2cwsgiutils.server import worker_readiness
 from tests import echo_app
 from tests.fixtures import RunScript
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from c2cwsgiutils import worker_readiness
 from c2cwsgiutils.acceptance.composition import BaseComposition, ImageComposition
 from c2cwsgiutils.acceptance.connection import Connection
 from c2cwsgiutils.acceptance.image import ImageServer, image_config
 from c2cwsgiutils.acceptance.utils import wait_until
+from c2cwsgiutils.server import worker_readiness
 
 WWW_DATA = 33
 

@@ -13,8 +13,8 @@ from typing import Self
 
 import requests
 
-from c2cwsgiutils import worker_readiness
 from c2cwsgiutils.acceptance.utils import Started
+from c2cwsgiutils.server import worker_readiness
 
 
 def free_port(host: str = "127.0.0.1") -> int:

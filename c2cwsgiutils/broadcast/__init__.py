@@ -46,9 +46,9 @@ from c2cwsgiutils.broadcast.core import (
     TransportError,
     process_role,
 )
+from c2cwsgiutils.broadcast.redis_connection import RedisSentinelSettings, RedisTarget, target
 from c2cwsgiutils.config_utils import SettingsGroup, parse_positive_duration, setting
 from c2cwsgiutils.include import first_time
-from c2cwsgiutils.redis_connection import RedisSentinelSettings, RedisTarget, target
 
 __all__ = [
     "BROADCASTER",

@@ -25,7 +25,7 @@ Redis timeout, and one that answers again has the queued calls sent and the miss
 When Redis is away it warns (at most once a minute) and reconnects with a growing delay (0.1 s,
 doubling up to 2 s), so a Redis that comes back is used again without a restart, and the calls
 stored meanwhile reach every process exactly once. Through Sentinel
-(:mod:`c2cwsgiutils.redis_connection`), each reconnection asks the Sentinels for the master: after
+(:mod:`c2cwsgiutils.broadcast.redis_connection`), each reconnection asks the Sentinels for the master: after
 a failover the listener subscribes on the new master, sends what was queued meanwhile and applies
 what it missed.
 """
@@ -43,7 +43,7 @@ import orjson
 
 from c2cwsgiutils import extras
 from c2cwsgiutils.broadcast.core import LOG, Call, Receiver, Reply, TransportError
-from c2cwsgiutils.redis_connection import RedisTarget, make_client, safe_url
+from c2cwsgiutils.broadcast.redis_connection import RedisTarget, make_client, safe_url
 
 __all__ = ["RedisTransport", "safe_url"]
 

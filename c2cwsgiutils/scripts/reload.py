@@ -1,6 +1,6 @@
 """``c2cwsgiutils_reload``: make the running gunicorn replace its workers, never leaving none serving.
 
-By default it rolls (:mod:`c2cwsgiutils.worker_readiness`): it asks the master for one more worker
+By default it rolls (:mod:`c2cwsgiutils.server.worker_readiness`): it asks the master for one more worker
 per old one (SIGTTIN), waits until every new one has loaded the app, then for one less per old
 one (SIGTTOU: gunicorn stops the oldest first, each once its requests are answered). Requests are
 served all along, by the old workers until the new ones are ready. ``--hup`` sends SIGHUP instead,
@@ -10,7 +10,7 @@ ready marks (gunicorn started with another configuration file) gets.
 
 The master's pid comes from the pid file that ``c2cwsgiutils_run`` has gunicorn write
 (``C2CWSGIUTILS_PID_FILE``), and is signalled only if it is the very process that wrote it
-(:mod:`c2cwsgiutils.master_identity`): a stale pid file never sends a signal to whatever process
+(:mod:`c2cwsgiutils.server.master_identity`): a stale pid file never sends a signal to whatever process
 got its number since.
 """
 
@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from c2cwsgiutils import gunicorn_settings, master_identity, worker_readiness
+from c2cwsgiutils.server import gunicorn_settings, master_identity, worker_readiness
 
 
 def main(argv: Sequence[str] | None = None) -> int:

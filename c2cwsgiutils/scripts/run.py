@@ -3,7 +3,7 @@
 This process becomes the gunicorn master (gunicorn runs in it, as ``gunicorn`` would), so signals
 from the container runtime reach it directly. Arguments given to this command, then
 ``GUNICORN_PARAMS``, are passed on to gunicorn and win over the defaults of
-:mod:`c2cwsgiutils.gunicorn_settings`.
+:mod:`c2cwsgiutils.server.gunicorn_settings`.
 
 The check of the ini file imports the app's factory: it runs in a forked child, which exits,
 while the libraries every worker needs (pyramid, c2cwsgiutils, gunicorn) are imported once, here,
@@ -26,8 +26,9 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 
-from c2cwsgiutils import extras, gunicorn_settings, loader, master_identity, prometheus, sentry, wsgi_app
+from c2cwsgiutils import extras, loader, prometheus, sentry, wsgi_app
 from c2cwsgiutils.config_utils import SettingError, is_ascii_int
+from c2cwsgiutils.server import gunicorn_settings, master_identity
 
 APP = "c2cwsgiutils.wsgi_app:create_application()"
 GUNICORN_CONFIG = "python:c2cwsgiutils.gunicorn_config"

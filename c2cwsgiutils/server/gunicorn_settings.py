@@ -170,7 +170,7 @@ def settings_from_environ(
         "keepalive": server.keepalive,
         "accesslog": server.access_log,
         "pidfile": server.pid_file,
-        "logger_class": "c2cwsgiutils.gunicorn_logging.ScrubbingLogger",
+        "logger_class": "c2cwsgiutils.server.gunicorn_logging.ScrubbingLogger",
         # gunicorn's control socket is one more way in, and several servers would share its path.
         "control_socket_disable": True,
         # The forwarding headers are c2cwsgiutils.client_info's (C2C_TRUSTED_PROXIES, which an ini

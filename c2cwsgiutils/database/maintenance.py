@@ -30,7 +30,7 @@ from c2cwsgiutils.responses import json_error, json_response
 CHANNEL = "c2c_db_maintenance"
 LOG = logging.getLogger("c2cwsgiutils.db")
 MESSAGE = "the database is in read-only maintenance: writes are refused for now, try again later"
-_RETRY_AFTER_KEY = "c2cwsgiutils.db_maintenance.retry_after"
+_RETRY_AFTER_KEY = "c2cwsgiutils.database.maintenance.retry_after"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ gunicorn's own records are JSON as well; and each access record carries its fiel
 The access record is built, formatted and written by a thread of its own (:class:`AccessWriter`,
 in batches): the request's thread only appends references to a deque, and only the atoms the
 format names are computed (:class:`LazyAtoms`). Each batch is written with one ``write`` per
-stream handler (:func:`c2cwsgiutils.log_batch.handle_batch`), not one per record: a background
+stream handler (:func:`c2cwsgiutils.server.log_batch.handle_batch`), not one per record: a background
 thread's system call hands the GIL to the busy request threads and must win it back. Measured
 with bench/run.py's hello app (server CPU per request): the access log cost 90-120 µs per request
 written in the request's thread, 40-50 µs by the writer thread a record at a time; a write per
@@ -27,10 +27,11 @@ from typing import Any, NamedTuple
 
 from gunicorn import glogging
 
-from c2cwsgiutils import loader, log_batch, request_tracking, wsgi_app
+from c2cwsgiutils import loader, request_tracking, wsgi_app
 from c2cwsgiutils.config_utils import is_ascii_int
 from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.scrub import scrub_query_string, scrub_request_line, scrub_text, scrub_url
+from c2cwsgiutils.server import log_batch
 
 _WARN = RateLimitedWarning(source="c2cwsgiutils access log")
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'  # gunicorn's

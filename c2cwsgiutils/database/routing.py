@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 
-from c2cwsgiutils.db_maintenance import MAINTENANCE, ReadOnlyMaintenanceError
+from c2cwsgiutils.database.maintenance import MAINTENANCE, ReadOnlyMaintenanceError
 from c2cwsgiutils.request_tracking import current_request_id
 
 LOG = logging.getLogger("c2cwsgiutils.db")
