@@ -38,6 +38,11 @@ typecheck: $(BIN)/.installed
 pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
+## test-unit: the tests that need no service and start no server (tests/unit, about half a minute)
+.PHONY: test-unit
+test-unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
 ## services: what the tests need beyond PostgreSQL and Redis (a streaming replica on port 5433)
 services:
 	scripts/pg-replica.sh

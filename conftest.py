@@ -1,3 +1,3 @@
-"""The shared fixtures are in tests/fixtures.py and tests/browser.py, loaded here as pytest plugins."""
+"""Load the shared fixtures (testing/fixtures.py, testing/browser.py) and the markers by need."""
 
-pytest_plugins = ["tests.fixtures", "tests.browser"]
+pytest_plugins = ["testing.fixtures", "testing.browser", "testing.markers"]

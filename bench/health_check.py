@@ -1,6 +1,6 @@
 """Wall time of ``{C2C_BASE_PATH}/health_check`` with five checks of 200 ms each (target: <= 300 ms).
 
-Serves tests/health_check_app.py (``health.sleepers = 5``) under the real ``c2cwsgiutils_run``
+Serves testing/health_check_app.py (``health.sleepers = 5``) under the real ``c2cwsgiutils_run``
 (gunicorn, 2 workers) on a free loopback port, then times ``--calls`` GETs of the health check
 from a client with keep-alive, and the liveness view ``{C2C_BASE_PATH}/health`` for comparison.
 Run one after the other, the five checks would take 1000 ms. Exit 1 if the median misses the target.
@@ -20,7 +20,7 @@ from c2cwsgiutils.acceptance.server import AppServer
 REPO = Path(__file__).parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests import health_check_app  # noqa: E402
+from testing import health_check_app  # noqa: E402
 
 TARGET_MS = 300.0
 

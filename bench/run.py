@@ -333,7 +333,7 @@ def health(budget: Budget, tmp: Path) -> list[Row]:
     import health_check  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
 
     from c2cwsgiutils.acceptance.server import AppServer  # noqa: PLC0415
-    from tests import health_check_app  # noqa: PLC0415
+    from testing import health_check_app  # noqa: PLC0415
 
     ini = tmp / "health.ini"
     ini.write_text(

@@ -1,4 +1,4 @@
-"""c2cwsgiutils.acceptance.connection against a real app (tests/echo_app.py) in a process composition.
+"""c2cwsgiutils.acceptance.connection against a real app (tests/apps/echo.py) in a process composition.
 
 The module overrides the plugin's ``app_url``, so the plugin's ``connection`` fixture talks to it.
 """
@@ -13,7 +13,9 @@ import requests
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
 from c2cwsgiutils.acceptance.connection import Connection, UnexpectedStatusError, check_response
-from tests import echo_app
+from tests.apps import echo as echo_app
+
+pytestmark = [pytest.mark.server]
 
 REPO = Path(__file__).parent.parent
 SCHEMA = """\

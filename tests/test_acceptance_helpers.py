@@ -8,7 +8,7 @@ from c2cwsgiutils.acceptance import utils
 from c2cwsgiutils.acceptance.server import free_port
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.acceptance.utils import retry, retry_timeout, wait_until, wait_url
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 
 def send(receiver: UdpReceiver, data: bytes) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
-from tests import echo_app
+from testing.fixtures import EXAMPLE_APP_INI
+from tests.apps import echo as echo_app
 from tests.docker_standin import Docker
-from tests.fixtures import EXAMPLE_APP_INI
+
+pytestmark = [pytest.mark.server]
 
 REPO = Path(__file__).parent.parent
 

@@ -31,8 +31,8 @@ from c2cwsgiutils.broadcast.redis_transport import (
     RedisTransport,
     safe_url,
 )
-from tests import broadcast_app
-from tests.fixtures import RedisServer, StartServer
+from testing.fixtures import RedisServer, StartServer
+from tests.apps import broadcast as broadcast_app
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).parent.parent
@@ -413,7 +413,7 @@ def test_a_queued_call_does_not_replace_a_newer_one(
     assert seen["late"][-1] == "ERROR"  # it applied the newer call over its own
 
 
-# Under real gunicorn, with the probe app of tests/broadcast_app.py.
+# Under real gunicorn, with the probe app of tests/apps/broadcast.py.
 
 
 @pytest.fixture

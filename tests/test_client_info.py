@@ -15,7 +15,7 @@ from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.source_address import session_from
 from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.client_info import TrustedNetworks, apply, parse_forwarded, parse_networks, parse_node
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 PROXY = "10.0.0.2"
 TRUSTED = TrustedNetworks(parse_networks("10.0.0.0/24,2001:db8:aa::/48,127.0.0.1"))
@@ -255,7 +255,7 @@ def test_the_address_is_never_one_behind_an_untrusted_hop(hops: list[str], peer:
 
 APP_INI = """\
 [app:main]
-use = call:tests.client_info_app:factory
+use = call:tests.apps.client_info:factory
 c2c.trusted_proxies = 127.0.0.2/32
 """
 

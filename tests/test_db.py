@@ -23,8 +23,8 @@ from sqlalchemy import func, insert, select, text
 
 from c2cwsgiutils.database import routing
 from c2cwsgiutils.db import engine_of, setup_session, use_engine
-from tests.db_items import Item, create_table, in_recovery, primary_has, unique
-from tests.fixtures import postgres_cluster, wait_for_postgres
+from testing.fixtures import postgres_cluster, wait_for_postgres
+from tests.apps.db_items import Item, create_table, in_recovery, primary_has, unique
 
 
 @pytest.fixture(scope="module")

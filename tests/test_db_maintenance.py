@@ -25,8 +25,8 @@ from c2cwsgiutils.db import (
     use_engine,
 )
 from c2cwsgiutils.health_check import HealthCheck
-from tests.db_items import Item, create_table, in_recovery, primary_has, unique
-from tests.fixtures import RedisServer, postgres_cluster, wait_for_postgres
+from testing.fixtures import RedisServer, postgres_cluster, wait_for_postgres
+from tests.apps.db_items import Item, create_table, in_recovery, primary_has, unique
 
 SECRET = "maintenance-secret"  # noqa: S105
 

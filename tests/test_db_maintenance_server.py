@@ -18,7 +18,9 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer
-from tests.fixtures import Load, RunScript, StartServer
+from testing.fixtures import Load, RunScript, StartServer
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.replica, pytest.mark.redis]
 
 SECRET = "maintenance-secret"  # noqa: S105
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -19,7 +19,7 @@ from c2cwsgiutils import broadcast
 from c2cwsgiutils.database.maintenance import MAINTENANCE
 from c2cwsgiutils.db import ENGINES_KEY, engine_of, setup_request_session, setup_session
 from c2cwsgiutils.health_check import HealthCheck
-from tests.db_items import Item, create_table, in_recovery, primary_has, unique
+from tests.apps.db_items import Item, create_table, in_recovery, primary_has, unique
 
 
 @pytest.fixture(scope="module")

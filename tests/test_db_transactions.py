@@ -16,7 +16,7 @@ from pyramid.request import Request
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from c2cwsgiutils import broadcast, db
-from tests.db_items import Item, create_table, in_recovery, primary_has, unique
+from tests.apps.db_items import Item, create_table, in_recovery, primary_has, unique
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from c2cwsgiutils import broadcast
+from testing.fixtures import StartServer
 from tests.apps import make_app
-from tests.fixtures import StartServer
 
 KEY = "d3bug"
 HEADERS = {"X-API-Key": KEY}

@@ -16,7 +16,7 @@ from gunicorn.glogging import SafeAtoms
 
 from c2cwsgiutils.server import gunicorn_logging
 from c2cwsgiutils.server.gunicorn_logging import DEFAULT_FORMAT, AccessWriter, LazyAtoms, ScrubbingLogger
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 
 class Collector(logging.Handler):

@@ -1,6 +1,6 @@
 """c2cwsgiutils.health_check: the report, levels, selection, timeouts, the database, alembic, Redis.
 
-The timing and database tests run the checks in a real gunicorn (tests/health_check_app.py) against
+The timing and database tests run the checks in a real gunicorn (testing/health_check_app.py) against
 the local PostgreSQL primary and its replica; the report's shape is checked in process.
 """
 
@@ -27,8 +27,8 @@ from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.db import ENGINES_KEY, setup_session
 from c2cwsgiutils.health_check import HealthCheck
-from tests import health_check_app
-from tests.fixtures import StartServer, postgres_cluster, wait_for_postgres
+from testing import health_check_app
+from testing.fixtures import StartServer, postgres_cluster, wait_for_postgres
 
 REPO = Path(__file__).parent.parent
 APP_DIR = REPO / "acceptance_tests" / "app"

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from c2cwsgiutils import broadcast, logging_view
 from c2cwsgiutils.acceptance.utils import wait_until
+from testing.fixtures import RedisServer
 from tests.apps import make_app
-from tests.fixtures import RedisServer
 
 LOGGER = "c2cwsgiutils_test_level"
 HEADERS = {"X-API-Key": "s3cret"}

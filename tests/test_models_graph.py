@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from c2cwsgiutils import models_graph
-from tests import graph_models
-from tests.fixtures import RunScript
+from testing.fixtures import RunScript
+from tests.apps import graph_models
+
+pytestmark = [pytest.mark.graphviz]
 
 EXAMPLE_APP = Path(__file__).parent.parent / "acceptance_tests" / "app"
 
@@ -67,11 +69,11 @@ def test_command_renders_svg_and_png(run_script: RunScript, tmp_path: Path) -> N
     assert shutil.which("dot"), "Graphviz's dot is needed (apt-get install graphviz)"
     env = {"PYTHONPATH": str(Path(__file__).parent.parent)}
     for name in ("c2cwsgiutils_models_graph", "c2cwsgiutils-models-graph"):
-        result = run_script(name, "tests.graph_models", "-o", str(tmp_path / "m.svg"), env=env)
+        result = run_script(name, "tests.apps.graph_models", "-o", str(tmp_path / "m.svg"), env=env)
         assert result.returncode == 0, result.stderr
         assert "<svg" in (tmp_path / "m.svg").read_text(encoding="utf-8")
     result = run_script(
-        "c2cwsgiutils_models_graph", "tests.graph_models", "-o", str(tmp_path / "m.png"), env=env
+        "c2cwsgiutils_models_graph", "tests.apps.graph_models", "-o", str(tmp_path / "m.png"), env=env
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "m.png").read_bytes().startswith(b"\x89PNG")
@@ -79,15 +81,15 @@ def test_command_renders_svg_and_png(run_script: RunScript, tmp_path: Path) -> N
 
 def test_command_prints_dot_source_without_output(run_script: RunScript) -> None:
     env = {"PYTHONPATH": str(Path(__file__).parent.parent)}
-    result = run_script("c2cwsgiutils_models_graph", "tests.graph_models", env=env)
+    result = run_script("c2cwsgiutils_models_graph", "tests.apps.graph_models", env=env)
     assert result.returncode == 0
-    assert result.stdout.startswith('digraph "tests.graph_models" {')
+    assert result.stdout.startswith('digraph "tests.apps.graph_models" {')
 
 
 def test_command_without_dot_says_so(run_script: RunScript, tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": str(tmp_path)}
     result = run_script(
-        "c2cwsgiutils_models_graph", "tests.graph_models", "-o", str(tmp_path / "m.svg"), env=env
+        "c2cwsgiutils_models_graph", "tests.apps.graph_models", "-o", str(tmp_path / "m.svg"), env=env
     )
     assert result.returncode == 1
     assert "needs Graphviz's dot, which is not installed" in result.stderr

@@ -23,7 +23,7 @@ from pyramid.request import Request
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.health_check import HealthCheck as HealthChecks
 from c2cwsgiutils.ops_views import MAX_BODY
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 SECRET = "body-limit-secret"  # noqa: S105 (made up)
 SETTINGS = {

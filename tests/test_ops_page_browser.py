@@ -1,5 +1,6 @@
 """The ops page driven in a real headless Chromium against the example app under c2cwsgiutils_run."""
 
+import pytest
 import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -8,8 +9,10 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from c2cwsgiutils import auth
 from c2cwsgiutils.acceptance.server import AppServer
-from tests.browser import DESKTOP, PHONE, save_screenshot
-from tests.fixtures import StartServer
+from testing.browser import DESKTOP, PHONE, save_screenshot
+from testing.fixtures import StartServer
+
+pytestmark = [pytest.mark.browser]
 
 SECRET = "ops-page-secret-4821"  # noqa: S105 (made up, looked for where it must not be)
 LOGGER = "c2cwsgiutils_ops_page_test"

@@ -16,9 +16,9 @@ from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.metrics.outgoing import parse_timeout
-from tests import outgoing_app
+from testing.fixtures import StartServer
 from tests.apps import make_app
-from tests.fixtures import StartServer
+from tests.apps import outgoing as outgoing_app
 
 REPO = Path(__file__).parent.parent
 

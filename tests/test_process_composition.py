@@ -12,7 +12,9 @@ from c2cwsgiutils.acceptance.composition import (
     LogsUnavailableError,
     ProcessComposition,
 )
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
+
+pytestmark = [pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,10 @@ from c2cwsgiutils.broadcast.redis_connection import (
 )
 from c2cwsgiutils.config_utils import SettingError
 from c2cwsgiutils.health_check import HealthCheck
-from tests import sentinel_app
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
+from tests.apps import sentinel as sentinel_app
+
+pytestmark = [pytest.mark.sentinel, pytest.mark.redis, pytest.mark.server]
 
 REPO = Path(__file__).parent.parent
 SERVICE = "c2cmaster"

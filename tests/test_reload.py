@@ -14,7 +14,9 @@ import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script, free_port
-from tests.fixtures import Load, RequestInFlight, RunScript, StartServer
+from testing.fixtures import Load, RequestInFlight, RunScript, StartServer
+
+pytestmark = [pytest.mark.server]
 
 
 def reload(run_script: RunScript, server: AppServer) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,8 @@ import pytest
 from c2cwsgiutils import pyramid_logging
 from c2cwsgiutils.acceptance.server import free_port
 
+pytestmark = [pytest.mark.rsyslog]
+
 RSYSLOG_CONF = """
 global(workDirectory="{workdir}" maxMessageSize="64k")
 module(load="imudp")

@@ -16,7 +16,9 @@ import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, free_port
 from c2cwsgiutils.scripts.run import gunicorn_pid_file
-from tests.fixtures import RequestInFlight, RunScript, StartServer
+from testing.fixtures import RequestInFlight, RunScript, StartServer
+
+pytestmark = [pytest.mark.server]
 
 
 def run_command(run_script: RunScript, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

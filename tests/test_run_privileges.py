@@ -2,7 +2,7 @@
 
 The tests run as root on this machine, as the image's command does: they start the real
 ``c2cwsgiutils_run`` and read the ids of the master and of its workers in ``/proc``. The app is
-``tests/echo_app.py``, from an ini file in a folder every user can read.
+``tests/apps/echo.py``, from an ini file in a folder every user can read.
 
 This machine's Python lives under ``/root`` (mode 700), which www-data cannot read: a server that
 has switched users could not import the rest of the standard library. So the servers run in a
@@ -25,8 +25,10 @@ from c2cwsgiutils.acceptance.server import clean_environ, console_script, free_p
 from c2cwsgiutils.acceptance.utils import wait_url
 from c2cwsgiutils.scripts.run import UserSwitchError, account
 from c2cwsgiutils.server import worker_readiness
-from tests import echo_app
-from tests.fixtures import RunScript
+from testing.fixtures import RunScript
+from tests.apps import echo as echo_app
+
+pytestmark = [pytest.mark.server]
 
 REPO = Path(__file__).parent.parent
 WWW_DATA = 33

@@ -32,7 +32,7 @@ from c2cwsgiutils.acceptance.server import free_port
 from c2cwsgiutils.config_utils import SettingError
 from c2cwsgiutils.logging_view import LoggingViewSettings
 from c2cwsgiutils.ops_views import add_ops_view
-from tests.fixtures import RunScript, StartServer
+from testing.fixtures import RunScript, StartServer
 from tests.secret_forms import forms, strings
 
 LOG_SECRET = "log-view-secret-0123456789"  # noqa: S105 (made up, to look for in events)

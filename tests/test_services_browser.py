@@ -17,8 +17,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.stub_server import stub_server
-from tests.browser import save_screenshot, start_chromium
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.browser import save_screenshot, start_chromium
+from testing.fixtures import EXAMPLE_APP_INI
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>CORS calls</title></head>

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from c2cwsgiutils import broadcast, sql_profiler
 from c2cwsgiutils.acceptance.utils import wait_until
+from testing.fixtures import RedisServer
 from tests.apps import make_app
-from tests.fixtures import RedisServer
 
 HEADERS = {"X-API-Key": "pr0f"}
 LOGGER = "c2cwsgiutils.sql_profiler"

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from tests.fixtures import RunScript
+from testing.fixtures import RunScript
 
 
 @pytest.fixture

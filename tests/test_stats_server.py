@@ -17,7 +17,9 @@ import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, free_port
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
+
+pytestmark = [pytest.mark.server]
 
 STATSD_LINE = re.compile(
     # A name: any characters but statsd's delimiters and line breaks (the original's rule).

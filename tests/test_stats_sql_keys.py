@@ -23,8 +23,8 @@ from c2cwsgiutils import stats, stats_pyramid
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests import sql_keys_app
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
+from tests.apps import sql_keys as sql_keys_app
 
 REPO = Path(__file__).parent.parent
 ORIGINAL_KEYS = {

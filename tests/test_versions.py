@@ -15,8 +15,8 @@ import requests
 from c2cwsgiutils import stats, stats_pyramid
 from c2cwsgiutils.acceptance.server import clean_environ, console_script
 from c2cwsgiutils.scripts import genversion
+from testing.fixtures import RunScript, StartServer
 from tests.apps import make_app
-from tests.fixtures import RunScript, StartServer
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,9 @@ import requests
 from c2cwsgiutils import wsgi_app
 from c2cwsgiutils.acceptance.server import clean_environ, console_script, free_port
 from c2cwsgiutils.acceptance.utils import wait_until, wait_url
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
+
+pytestmark = [pytest.mark.server]
 
 
 @pytest.fixture

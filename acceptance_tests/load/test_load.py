@@ -21,7 +21,7 @@ import requests
 
 from c2cwsgiutils.acceptance.server import AppServer, console_script
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
 WORKERS = 3
 CONNECTIONS = 64

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import requests
 from c2cwsgiutils.acceptance.composition import BaseComposition, ProcessComposition
 from c2cwsgiutils.acceptance.connection import Connection
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
 
 def test_ping(connection: Connection) -> None:

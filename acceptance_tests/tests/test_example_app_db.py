@@ -13,7 +13,7 @@ import requests
 from c2cwsgiutils.acceptance.composition import BaseComposition
 from c2cwsgiutils.acceptance.connection import Connection
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 PROFILER_ENV = {"SQL_PROFILER_SECRET": "pr0f", "C2C_SQL_REQUEST_ID": "1"}
 

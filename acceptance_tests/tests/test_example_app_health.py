@@ -15,7 +15,7 @@ import pytest
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
 from c2cwsgiutils.acceptance.connection import Connection
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
 APP_DIR = EXAMPLE_APP_INI.parent
 ALEMBIC = Path(sys.executable).parent / "alembic"

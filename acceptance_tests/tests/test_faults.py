@@ -23,8 +23,8 @@ import requests
 from c2cwsgiutils.acceptance.server import AppServer, console_script
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests import health_check_app
-from tests.fixtures import (
+from testing import health_check_app
+from testing.fixtures import (
     EXAMPLE_APP_INI,
     RedisServer,
     StartServer,

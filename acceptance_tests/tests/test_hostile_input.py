@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from c2cwsgiutils.acceptance.sentry import SentryReceiver
 from c2cwsgiutils.acceptance.server import AppServer
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from c2cwsgiutils.acceptance.composition import BaseComposition, ImageCompositio
 from c2cwsgiutils.acceptance.image import ImageServer, image_config
 from c2cwsgiutils.acceptance.sentry import SentryReceiver
 from c2cwsgiutils.acceptance.source_address import session_from
-from tests.fixtures import Load
+from testing.fixtures import Load
 
 IMAGE = os.environ.get("C2C_TEST_IMAGE", "")
 pytestmark = pytest.mark.skipif(

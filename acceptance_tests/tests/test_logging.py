@@ -13,7 +13,7 @@ import requests
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 SECRET = {"X-API-Key": "level-secret"}
 LEVEL_ENV = {"LOG_VIEW_SECRET": "level-secret"}

@@ -22,7 +22,7 @@ from c2cwsgiutils.acceptance.sentry import SentryReceiver
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.udp import UdpReceiver
 from c2cwsgiutils.acceptance.utils import wait_until
-from tests.fixtures import StartServer
+from testing.fixtures import StartServer
 
 # Each secret setting, with the view it guards.
 GUARDED = {

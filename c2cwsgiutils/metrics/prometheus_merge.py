@@ -7,7 +7,7 @@ are append-only (a value's position never changes), so this reader parses each f
 remembers where the values are, and at the next scrape reads them all with one ``struct`` call;
 merged series are rendered from text prepared once per key. The files, the merge rules (sums for
 counters and histograms, the gauges' multiprocess modes) and the text are prometheus_client's;
-``tests/test_prometheus_merge.py`` compares both on the same files.
+``tests/unit/test_prometheus_merge.py`` compares both on the same files.
 
 Importing this module does not import ``prometheus_client`` (extra ``prometheus``).
 """

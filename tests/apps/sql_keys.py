@@ -17,7 +17,7 @@ import c2cwsgiutils.pyramid
 
 INI = """\
 [app:main]
-use = call:tests.sql_keys_app:factory
+use = call:tests.apps.sql_keys:factory
 {settings}
 
 [loggers]

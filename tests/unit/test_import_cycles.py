@@ -7,7 +7,7 @@ other to be read. Imports under ``if TYPE_CHECKING:`` are not run, and are left 
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "c2cwsgiutils"
+PACKAGE = Path(__file__).resolve().parents[2] / "c2cwsgiutils"
 
 
 def module_name(path: Path) -> str:

@@ -14,7 +14,7 @@ from c2cwsgiutils import loader, wsgi_app
 
 APP_INI = """\
 [app:main]
-use = call:tests.probe_app:factory
+use = call:tests.apps.probe:factory
 url = %(TEST_LOADER_URL)s/x
 """
 
@@ -100,7 +100,7 @@ def test_names_differing_only_in_case_each_interpolate_their_own(
     monkeypatch.setenv("HTTP_PROXY", "upper")
     monkeypatch.setenv("http_proxy", "lower")
     path = write(
-        tmp_path, "[app:main]\nuse = call:tests.probe_app:factory\na = %(HTTP_PROXY)s\nb = %(http_proxy)s\n"
+        tmp_path, "[app:main]\nuse = call:tests.apps.probe:factory\na = %(HTTP_PROXY)s\nb = %(http_proxy)s\n"
     )
     loader.check_config(path)
     assert app_settings(path) == {"a": "upper", "b": "lower"}
@@ -111,7 +111,7 @@ def test_reference_in_another_case_than_the_environment_fails_check_and_load(
 ) -> None:
     monkeypatch.setenv("PROBE_DB", "x")
     monkeypatch.delenv("probe_db", raising=False)
-    path = write(tmp_path, "[app:main]\nuse = call:tests.probe_app:factory\ndb = %(probe_db)s\n")
+    path = write(tmp_path, "[app:main]\nuse = call:tests.apps.probe:factory\ndb = %(probe_db)s\n")
     with pytest.raises(
         loader.ConfigFileError, match=r"uses %\(probe_db\)s, but no environment variable probe_db"
     ):
@@ -127,7 +127,7 @@ def test_environment_cannot_shadow_here_and_file(
     monkeypatch.setenv(name, "/somewhere/else")
     path = write(
         tmp_path,
-        "[app:main]\nuse = call:tests.probe_app:factory\nh = %(here)s\nf = %(__file__)s\n"
+        "[app:main]\nuse = call:tests.apps.probe:factory\nh = %(here)s\nf = %(__file__)s\n"
         + LOGGING_INI.format(root_level="INFO", probe_level="INFO")
         .replace("args = (sys.stderr,)", "args = ('%(here)s/app.log',)")
         .replace("class = StreamHandler", "class = FileHandler"),
@@ -226,7 +226,9 @@ def test_check_config_rejects_a_log_level_logging_would_refuse(
 
 
 def test_check_config_knows_here_and_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "[app:main]\nuse = call:tests.probe_app:factory\na = %(here)s\nb = %(__file__)s\n")
+    path = write(
+        tmp_path, "[app:main]\nuse = call:tests.apps.probe:factory\na = %(here)s\nb = %(__file__)s\n"
+    )
     loader.check_config(path)
     assert app_settings(path) == {"a": str(tmp_path), "b": path}
 
@@ -269,7 +271,9 @@ def _load_passes(path: str) -> bool:
     env=st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VALUES), max_size=5),
     refs=st.lists(st.sampled_from([*NAMES, "here", "__file__", "NEVER_SET"]), max_size=3),
     root_level=st.sampled_from(["INFO", "%(LOG_LEVEL)s", "%(PROBE_DB)s", "%(here)s", "%(EMPTY)s"]),
-    use=st.sampled_from(["call:tests.probe_app:factory", "call:tests.probe_app:missing", "egg:no-such-app"]),
+    use=st.sampled_from(
+        ["call:tests.apps.probe:factory", "call:tests.apps.probe:missing", "egg:no-such-app"]
+    ),
     with_logging=st.booleans(),
 )
 def test_check_passes_exactly_when_the_load_does(  # noqa: PLR0917 (hypothesis arguments)
@@ -292,8 +296,8 @@ def test_check_passes_exactly_when_the_load_does(  # noqa: PLR0917 (hypothesis a
 
 def test_the_agreement_test_sees_both_outcomes(tmp_path: Path) -> None:
     """Guard against an agreement test that only ever sees failures (or successes)."""
-    good = write(tmp_path, "[app:main]\nuse = call:tests.probe_app:factory\n", "good.ini")
-    bad = write(tmp_path, "[app:main]\nuse = call:tests.probe_app:factory\nx = %(NEVER_SET)s\n", "bad.ini")
+    good = write(tmp_path, "[app:main]\nuse = call:tests.apps.probe:factory\n", "good.ini")
+    bad = write(tmp_path, "[app:main]\nuse = call:tests.apps.probe:factory\nx = %(NEVER_SET)s\n", "bad.ini")
     with environment({"PATH": os.environ.get("PATH", "")}):
         assert (_check_passes(good), _load_passes(good)) == (True, True)
         assert (_check_passes(bad), _load_passes(bad)) == (False, False)

@@ -15,7 +15,7 @@ from pyramid.response import Response
 
 INI = """\
 [app:main]
-use = call:tests.echo_app:factory
+use = call:tests.apps.echo:factory
 """
 
 

@@ -10,9 +10,9 @@ import pytest
 import c2cwsgiutils
 from c2cwsgiutils import settings_catalogue
 from c2cwsgiutils.config_utils import Setting, SettingsGroup
-from tests.fixtures import RunScript
+from testing.fixtures import RunScript
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def test_readme_tables_are_generated_from_the_declarations() -> None:

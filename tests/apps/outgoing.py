@@ -9,7 +9,7 @@ from pyramid.request import Request
 
 INI = """\
 [app:main]
-use = call:tests.outgoing_app:factory
+use = call:tests.apps.outgoing:factory
 """
 
 

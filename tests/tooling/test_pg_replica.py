@@ -14,6 +14,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+pytestmark = [pytest.mark.postgres, pytest.mark.replica]
+
 _REPLICATION_TIMEOUT = 10.0
 
 

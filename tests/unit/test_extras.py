@@ -5,7 +5,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-PYPROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+PYPROJECT = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
 
 # Runs in a fresh interpreter where the optional libraries cannot be imported, as in an
 # environment where only `pip install c2cwsgiutils` was done.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "acceptance_tests" / "docker-compose.yaml"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 # The images of other projects it names; each of ours is built from a Dockerfile in the repo.

@@ -1,4 +1,4 @@
-"""Services made with c2cwsgiutils.services.create, and a plain route, for tests/test_services.py."""
+"""Services made with c2cwsgiutils.services.create, and a plain route, for tests/unit/test_services.py."""
 
 from typing import Any
 
@@ -65,5 +65,5 @@ def make_app(settings: dict[str, Any] | None = None, include_cornice: bool = Fal
         config.include("cornice")
     config.add_route("plain", "/plain")
     config.add_view(plain, route_name="plain", renderer="json", request_method="GET")
-    config.scan("tests.services_app")
+    config.scan("tests.apps.services")
     return config.make_wsgi_app()

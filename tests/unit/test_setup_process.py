@@ -13,9 +13,9 @@ import pytest
 from c2cwsgiutils import loader, setup_process
 from c2cwsgiutils.acceptance.server import clean_environ
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from tests.fixtures import EXAMPLE_APP_INI
+from testing.fixtures import EXAMPLE_APP_INI
 
-REPO = Path(__file__).parent.parent
+REPO = Path(__file__).parents[2]
 
 
 def run_job(tmp_path: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "image_tags.py"
+SCRIPT = Path(__file__).parents[2] / "scripts" / "image_tags.py"
 
 
 def load() -> ModuleType:

@@ -16,7 +16,7 @@ from c2cwsgiutils import broadcast
 
 INI = """\
 [app:main]
-use = call:tests.sentinel_app:factory
+use = call:tests.apps.sentinel:factory
 """
 LOGGER = "sentinel_probe"
 

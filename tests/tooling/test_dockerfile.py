@@ -5,7 +5,7 @@ from pathlib import Path
 
 from c2cwsgiutils import settings_catalogue
 
-DOCKERFILE = Path(__file__).parent.parent / "Dockerfile"
+DOCKERFILE = Path(__file__).parents[2] / "Dockerfile"
 # The image's own variables, not settings of the package.
 IMAGE_ONLY = {"PATH", "VIRTUAL_ENV", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
 # Settings whose value in the image is not the package's default (unset there: no user switch).

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).parent.parent / "bench" / "run.py"
+import pytest
+
+pytestmark = [pytest.mark.wrk, pytest.mark.server, pytest.mark.postgres]
+
+BENCH = Path(__file__).parents[2] / "bench" / "run.py"
 SECTIONS = ("1. throughput", "2. in-process", "3. API", "4. health check", "5. Prometheus", "6. start-up")
 
 

@@ -11,7 +11,7 @@ import pytest
 import webtest
 
 from c2cwsgiutils import services
-from tests.services_app import make_app
+from tests.apps.services import make_app
 
 ORIGIN = "http://page.example:8000"
 

@@ -19,7 +19,7 @@ from c2cwsgiutils import broadcast
 
 INI = """\
 [app:main]
-use = call:tests.broadcast_app:factory
+use = call:tests.apps.broadcast:factory
 
 [loggers]
 keys = root, c2cwsgiutils

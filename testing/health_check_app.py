@@ -21,7 +21,7 @@ from c2cwsgiutils.health_check import HealthCheck
 
 INI = """\
 [app:main]
-use = call:tests.health_check_app:factory
+use = call:testing.health_check_app:factory
 {settings}
 
 [loggers]
