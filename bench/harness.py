@@ -194,6 +194,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+DESIGN_FIGURES = "## Design figures"
+"""The heading of results.md's hand-written section, which a new run keeps."""
+
+
 def write_results(rows: Sequence[Row], json_path: Path, markdown_path: Path, mode: str) -> dict[str, Any]:
     """Write the rows as JSON and Markdown; return the JSON document."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -211,7 +215,12 @@ def write_results(rows: Sequence[Row], json_path: Path, markdown_path: Path, mod
         f"Measured {now}, {mode} mode, on {info['cpus']} CPUs ({info['cpu_model']}), Python "
         f"{info['python']}, load average at the start {info['load_average'][0]:.1f}.\n\n"
     )
-    markdown_path.write_text(header + markdown_table(rows) + "\n", encoding="utf-8")
+    # The hand-written part (the design figures) stays below the table.
+    kept = ""
+    if markdown_path.exists():
+        _, marker, rest = markdown_path.read_text(encoding="utf-8").partition(DESIGN_FIGURES)
+        kept = "\n" + marker + rest if marker else ""
+    markdown_path.write_text(header + markdown_table(rows) + "\n" + kept, encoding="utf-8")
     return document
 
 

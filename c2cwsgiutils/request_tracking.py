@@ -133,8 +133,8 @@ _UUID4_SET = (0x4 << 76) | (0x2 << 62)
 def new_request_id() -> str:
     """Return a random (version 4) UUID as text.
 
-    Formatted by hand: ``str(uuid.uuid4())`` costs about 3 µs, a third of the toolkit's budget
-    per request.
+    Formatted by hand: ``str(uuid.uuid4())`` costs several times more, on every request
+    (bench/results.md, "Design figures").
     """
     digits = f"{(_random_bits() & _UUID4_CLEAR) | _UUID4_SET:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
@@ -239,8 +239,8 @@ def tween_factory(
     keys = registry[_ENVIRON_KEYS]
 
     def request_tracking_tween(request: Request) -> Response:
-        # A plain attribute: a reified request method would cost ~18 µs per request, as
-        # Pyramid builds a new class for every request that has one.
+        # A plain attribute: for a request that has a reified request method, Pyramid builds a
+        # new class (bench/results.md, "Design figures").
         # Set at this point only inside a subrequest (the outer request forgets it when sent).
         parent_id = current_request_id.get() and _parent_request_id()
         request_id = request.c2c_request_id = parent_id or request_id_from_environ(request.environ, keys)

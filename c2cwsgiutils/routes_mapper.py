@@ -2,8 +2,8 @@
 
 Pyramid tries every route in order, a regular expression each, until one matches: an app's own
 route comes after the toolkit's (``{C2C_BASE_PATH}/health``, ``/versions.json``, the ops
-views...), so each of its requests paid for about fifteen failed matches, 4-5 µs on the benchmark
-machine. A route can only match a path that starts with its pattern's literal start (the text
+views...), so each of its requests paid for about fifteen failed matches (bench/results.md,
+"Design figures"). A route can only match a path that starts with its pattern's literal start (the text
 before the first ``{``, ``:`` or ``*``); consecutive routes that share a literal start of more than
 ``/`` form a group, skipped as a whole when the path does not start with it. The order of the
 routes, their predicates and what matches are Pyramid's own: the groups only skip routes that could

@@ -312,10 +312,9 @@ class StatsdBackend(Backend):
     the caller.
 
     Why the callers send the full datagrams: under load, a sender thread's ``sendto`` releases
-    the GIL and must win it back from the busy request threads, a switch per datagram that cost
-    about 250 µs of the sender thread's CPU each on the benchmark machine (5 µs per request in
-    bench/run.py's in-process loop); the same ``sendto`` in a thread that holds the GIL costs
-    about 3 µs.
+    the GIL and must win it back from the busy request threads, a switch per datagram; the same
+    ``sendto`` in a thread that holds the GIL is about a hundred times cheaper (bench/results.md,
+    "Design figures").
     """
 
     def __init__(  # noqa: PLR0917 (all but the address have defaults)

@@ -154,7 +154,7 @@ def _render_timer(view: Callable[[Any, Request], Any], info: Any) -> Callable[[A
     """Wrap a view (a view deriver, under its renderer): rendering starts when the view returns.
 
     (A ``BeforeRender`` subscriber would do too, but any subscriber makes Pyramid send its
-    NewRequest/ContextFound/NewResponse events on every request: several µs each.)
+    NewRequest/ContextFound/NewResponse events on every request.)
     """
     del info
     perf_counter = time.perf_counter

@@ -20,7 +20,7 @@ from typing import Any, Protocol, Self, cast, overload
 
 from c2cwsgiutils.acceptance.image import ImageServer, run_in_image
 from c2cwsgiutils.acceptance.server import AppServer
-from c2cwsgiutils.acceptance.utils import Started, wait_url
+from c2cwsgiutils.acceptance.utils import BackgroundService, wait_url
 
 APP = "app"
 """The name of the app's service in the compositions that hold only the app."""
@@ -39,7 +39,7 @@ class LogsUnavailableError(CompositionError):
     """
 
 
-class BaseComposition(Started):
+class BaseComposition(BackgroundService):
     """What every composition offers to the tests."""
 
     kind = ""

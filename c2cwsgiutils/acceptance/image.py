@@ -28,7 +28,7 @@ from typing import Any, Self
 import requests
 
 from c2cwsgiutils.acceptance.server import free_port
-from c2cwsgiutils.acceptance.utils import Started
+from c2cwsgiutils.acceptance.utils import BackgroundService
 
 BUILDAH_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 # Run by this Python inside the container's network namespace: one request, its outcome as JSON.
@@ -82,7 +82,7 @@ def run_in_image(
         buildah("rm", container, check=False)
 
 
-class ImageServer(Started):
+class ImageServer(BackgroundService):
     """The image's command (its ``CMD`` unless ``command`` is given) in a fresh working container.
 
     ``env`` is added to the image's environment with ``buildah run -e``; by default the server binds

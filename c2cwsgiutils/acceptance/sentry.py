@@ -20,7 +20,7 @@ import time
 import zlib
 from typing import Any, Self
 
-from c2cwsgiutils.acceptance.utils import Started
+from c2cwsgiutils.acceptance.utils import BackgroundService
 
 
 def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
@@ -41,7 +41,7 @@ def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
     return items
 
 
-class SentryReceiver(Started):
+class SentryReceiver(BackgroundService):
     """An HTTP server on a free loopback port that answers like Sentry's envelope endpoint."""
 
     def __init__(self) -> None:

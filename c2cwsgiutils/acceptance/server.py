@@ -13,7 +13,7 @@ from typing import Self
 
 import requests
 
-from c2cwsgiutils.acceptance.utils import Started
+from c2cwsgiutils.acceptance.utils import BackgroundService
 from c2cwsgiutils.server import worker_readiness
 
 
@@ -43,7 +43,7 @@ def console_script(name: str) -> str:
     return str(path)
 
 
-class AppServer(Started):
+class AppServer(BackgroundService):
     """A gunicorn master started with ``c2cwsgiutils_run``, its log kept in a file.
 
     It runs in a clean environment (:func:`clean_environ`) plus ``env``, so that what the test

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Self
 
-from c2cwsgiutils.acceptance.utils import Started
+from c2cwsgiutils.acceptance.utils import BackgroundService
 
 
-class UdpReceiver(Started):
+class UdpReceiver(BackgroundService):
     """Collect the datagrams sent to ``127.0.0.1:{port}`` in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:

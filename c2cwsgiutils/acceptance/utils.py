@@ -47,7 +47,7 @@ else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Started(ABC):
+class BackgroundService(ABC):
     """Something a test starts and closes: ``with Thing(...) as thing:`` does both.
 
     If :meth:`start` fails, what it started so far is closed before the error goes on.

@@ -9,11 +9,8 @@ The access record is built, formatted and written by a thread of its own (:class
 in batches): the request's thread only appends references to a deque, and only the atoms the
 format names are computed (:class:`LazyAtoms`). Each batch is written with one ``write`` per
 stream handler (:func:`c2cwsgiutils.server.log_batch.handle_batch`), not one per record: a background
-thread's system call hands the GIL to the busy request threads and must win it back. Measured
-with bench/run.py's hello app (server CPU per request): the access log cost 90-120 µs per request
-written in the request's thread, 40-50 µs by the writer thread a record at a time; a write per
-batch and the default line made directly took the whole toolkit from 0.73x to 0.82x of bare
-gunicorn's requests/s in the same run (README, Performance).
+thread's system call hands the GIL to the busy request threads and must win it back. What each
+step gained is in bench/results.md, "Design figures".
 """
 
 import atexit
@@ -214,10 +211,10 @@ class LazyAtoms(Mapping[str, Any]):
     """gunicorn's access log atoms, each computed when the format asks for it.
 
     gunicorn builds every atom of every request, a dictionary of all the request and response
-    headers and of the whole WSGI environ included, then copies it to escape quotes: about 60 µs
-    for a format that uses nine of them. This computes only the atoms the format names, with the
-    same values as ``SafeAtoms(ScrubbingLogger.atoms(...))``: secrets scrubbed, ``"`` escaped,
-    ``-`` for a missing one, ``{header}i``/``{header}o``/``{variable}e`` in any case.
+    headers and of the whole WSGI environ included, then copies it to escape quotes, whatever the
+    format uses (bench/results.md, "Design figures"). This computes only the atoms the format
+    names, with the same values as ``SafeAtoms(ScrubbingLogger.atoms(...))``: secrets scrubbed,
+    ``"`` escaped, ``-`` for a missing one, ``{header}i``/``{header}o``/``{variable}e`` in any case.
     """
 
     def __init__(self, logger: ScrubbingLogger, entry: _AccessEntry) -> None:
@@ -234,8 +231,8 @@ class LazyAtoms(Mapping[str, Any]):
     def default_line(self) -> str:
         """Return the line of gunicorn's default format, :data:`DEFAULT_FORMAT`.
 
-        The same text as the format with the atoms, made directly: the generic way took 40% of
-        the writer thread's time per record.
+        The same text as the format with the atoms, made directly: the generic way was a large
+        part of the writer thread's time per record (bench/results.md, "Design figures").
         """
         entry = self._entry
         environ, resp = entry.environ, entry.resp
