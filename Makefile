@@ -38,6 +38,11 @@ typecheck: $(BIN)/.installed
 pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
+## test-prometheus-versions: the Prometheus merge against every prometheus_client series it is used with
+.PHONY: test-prometheus-versions
+test-prometheus-versions: $(BIN)/.installed
+	BIN=$(BIN) scripts/prometheus-versions.sh
+
 ## test-unit: the tests that need no service and start no server (tests/unit, about half a minute)
 .PHONY: test-unit
 test-unit: $(BIN)/.installed

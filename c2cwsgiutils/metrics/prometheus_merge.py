@@ -9,10 +9,16 @@ merged series are rendered from text prepared once per key. The files, the merge
 counters and histograms, the gauges' multiprocess modes) and the text are prometheus_client's;
 ``tests/unit/test_prometheus_merge.py`` compares both on the same files.
 
+The file format is prometheus_client's own, not a public API: this reader is used only with the
+versions it was compared with (:data:`TESTED_VERSIONS`, ``make test-prometheus-versions``). With
+any other version, or a file it cannot make sense of, the scrape is prometheus_client's own
+``MultiProcessCollector``: slower, never wrong.
+
 Importing this module does not import ``prometheus_client`` (extra ``prometheus``).
 """
 
 import glob
+import importlib.metadata
 import json
 import math
 import os
@@ -21,7 +27,28 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
+
+TESTED_VERSIONS = ("0.20", "0.21", "0.22", "0.23", "0.24", "0.25", "0.26")
+"""The prometheus_client series whose files and merge this reader was compared with."""
 _INT = struct.Struct("<i")
+_WARN = RateLimitedWarning(source="c2cwsgiutils prometheus")
+
+
+class FormatError(Exception):
+    """A multiprocess file this reader does not understand."""
+
+
+def format_is_known(version: str | None = None) -> bool:
+    """Tell whether this reader was tested with prometheus_client ``version`` (default: the installed one)."""
+    if version is None:
+        try:
+            version = importlib.metadata.version("prometheus_client")
+        except importlib.metadata.PackageNotFoundError:
+            return False
+    return ".".join(version.split(".")[:2]) in TESTED_VERSIONS
+
+
 _MAX_CACHED_KEYS = 200_000
 """Parsed keys kept between scrapes; beyond that the cache starts again (it only costs parsing)."""
 
@@ -101,6 +128,8 @@ class MultiprocessReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        # prometheus_client's own collector, for a version or a file this reader does not know.
+        self.fallback = not format_is_known()
         self._lock = threading.Lock()
         self._layouts: dict[str, _Layout] = {}
         self._keys: dict[bytes, _Key] = {}
@@ -108,7 +137,14 @@ class MultiprocessReader:
     def _key(self, raw: bytes) -> _Key:
         key = self._keys.get(raw)
         if key is None:
-            key = self._keys[raw] = _Key(raw.decode("utf-8"))
+            try:
+                key = self._keys[raw] = _Key(raw.decode("utf-8"))
+            except (
+                ValueError,
+                TypeError,
+                AttributeError,
+            ) as error:  # not the [family, sample, labels, help] JSON
+                raise FormatError(f"a key that is not one: {raw[:100]!r}") from error
         return key
 
     def _read(self, path: str) -> tuple[_Layout, tuple[float, ...]] | None:
@@ -140,8 +176,8 @@ class MultiprocessReader:
         pos = layout.used
         while pos < used:
             length = _INT.unpack_from(data, pos)[0]
-            if length + pos > used:
-                raise RuntimeError(f"Read beyond the used size of a Prometheus file, at {pos}")
+            if length <= 0 or length + pos > used:
+                raise FormatError(f"an entry of {length} bytes at {pos} of {used}")
             pos += 4
             if not layout.keys:
                 layout.check = data[pos : pos + length]
@@ -263,11 +299,34 @@ class MultiprocessReader:
                 samples[key] = value
                 recent[(key.family, key)] = timestamp
 
+    def _library_registry(self) -> Any:
+        from prometheus_client import CollectorRegistry, multiprocess  # noqa: PLC0415 (extra "prometheus")
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.path)  # type: ignore[no-untyped-call]
+        return registry
+
+    def _merge_or_fall_back(self) -> dict[str, tuple[str, str, dict[_Series, float]]] | None:
+        """Return the merge, or None when prometheus_client's own collector must do it."""
+        if self.fallback:
+            return None
+        try:
+            return self.merge()
+        except (FormatError, struct.error) as error:
+            self.fallback = True
+            _WARN(f"multiprocess files in an unknown format ({error}): prometheus_client merges them")
+            return None
+
     def text(self) -> str:
         """Return the merged metrics in the text exposition format."""
+        merged = self._merge_or_fall_back()
+        if merged is None:
+            from prometheus_client import generate_latest  # noqa: PLC0415 (extra "prometheus")
+
+            return generate_latest(self._library_registry()).decode("utf-8")
         lines: list[str] = []
         append = lines.append
-        for name, (typ, help_text, samples) in self.merge().items():
+        for name, (typ, help_text, samples) in merged.items():
             exposed = name + "_total" if typ == "counter" else name
             help_escaped = help_text.replace("\\", r"\\").replace("\n", r"\n")
             append(f"# HELP {exposed} {help_escaped}\n# TYPE {exposed} {typ}\n")
@@ -281,7 +340,11 @@ class MultiprocessReader:
         """Yield the merged families as prometheus_client metrics (for its registries and servers)."""
         from prometheus_client.metrics_core import Metric  # noqa: PLC0415 (extra "prometheus")
 
-        for name, (typ, help_text, samples) in self.merge().items():
+        merged = self._merge_or_fall_back()
+        if merged is None:
+            yield from self._library_registry().collect()
+            return
+        for name, (typ, help_text, samples) in merged.items():
             metric = Metric(name, help_text, typ)
             for series, value in samples.items():
                 metric.add_sample(series.sample, dict(series.labels), value)

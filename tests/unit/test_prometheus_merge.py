@@ -17,6 +17,7 @@ import prometheus_client
 from prometheus_client import multiprocess, values
 from prometheus_client.parser import text_string_to_metric_families
 
+from c2cwsgiutils.metrics import prometheus_merge
 from c2cwsgiutils.metrics.prometheus_merge import MultiprocessReader, go_float
 
 
@@ -89,6 +90,7 @@ def test_same_metrics_as_prometheus_client(directory: Path) -> None:
     write_workers(range(101, 105))
     reader = MultiprocessReader(str(directory))
     assert parsed(reader.text()) == parsed(theirs(directory))
+    assert not reader.fallback  # the comparison is of the reader, not of prometheus_client with itself
 
 
 def test_values_and_new_series_written_after_a_scrape_are_read(directory: Path) -> None:
@@ -145,3 +147,53 @@ def test_floats_are_written_as_prometheus_client_does(value: float) -> None:
 
 def test_nan() -> None:
     assert go_float(float("nan")) == "NaN"
+
+
+@pytest.mark.parametrize(
+    ("version", "known"),
+    [
+        ("0.20.0", True),
+        ("0.26.0", True),
+        ("0.26.3", True),
+        ("0.19.0", False),
+        ("0.27.0", False),
+        ("1.0", False),
+    ],
+)
+def test_the_reader_is_used_with_the_tested_versions_only(version: str, known: bool) -> None:
+    assert prometheus_merge.format_is_known(version) is known
+
+
+def test_the_installed_version_is_a_tested_one() -> None:
+    """pyproject.toml's bounds on prometheus_client are the tested versions."""
+    assert prometheus_merge.format_is_known()
+
+
+def test_another_version_is_merged_by_prometheus_client(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_workers(range(101, 103))
+    monkeypatch.setattr(prometheus_merge, "format_is_known", lambda version=None: False)
+    reader = MultiprocessReader(str(directory))
+    assert reader.fallback
+    assert reader.text() == theirs(directory)
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(reader)
+    assert prometheus_client.generate_latest(registry).decode() == theirs(directory)
+
+
+def test_a_file_it_does_not_understand_is_left_to_prometheus_client(
+    directory: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key that is not prometheus_client's JSON: the scrape is the library's, error included."""
+    write_workers(range(101, 103))
+    key = b"not the JSON of a key"
+    entry = len(key).to_bytes(4, "little") + key + b" " * (8 - (len(key) + 4) % 8) + bytes(16)
+    (directory / "counter_999.db").write_bytes((8 + len(entry)).to_bytes(4, "little") + bytes(4) + entry)
+    with pytest.raises(Exception) as expected:  # noqa: PT011 (whatever prometheus_client raises)
+        theirs(directory)
+    reader = MultiprocessReader(str(directory))
+    with pytest.raises(type(expected.value)):
+        reader.text()
+    assert reader.fallback
+    assert "prometheus_client merges them" in capsys.readouterr().err
