@@ -63,9 +63,9 @@ load: $(BIN)/.installed services
 	C2C_HOSTILE_EXAMPLES=3000 $(BIN)/pytest -p no:cacheprovider -s acceptance_tests/load \
 		acceptance_tests/tests/test_hostile_input.py
 
-## docs: regenerate README's settings tables from the settings declarations
+## docs: regenerate the settings tables of docs/*.md from the settings declarations
 docs: $(BIN)/.installed
-	$(BIN)/python -m c2cwsgiutils.settings_catalogue README.md
+	$(BIN)/python -m c2cwsgiutils.settings_catalogue docs/*.md
 
 ## bench: what the whole toolkit costs against bare Pyramid (README "Performance"; needs wrk, PostgreSQL; ~10 min)
 bench: $(BIN)/.installed

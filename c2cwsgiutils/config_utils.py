@@ -8,7 +8,7 @@ message that says what to fix.
 
 Each feature declares its settings once, as a frozen dataclass deriving from
 :class:`SettingsGroup` whose fields are made by :func:`setting`; the group is resolved when the
-feature is included (never per request), and the README's tables are generated from the same
+feature is included (never per request), and the tables of docs/ are generated from the same
 declarations (:mod:`c2cwsgiutils.settings_catalogue`).
 """
 

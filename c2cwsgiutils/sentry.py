@@ -91,7 +91,7 @@ class SentrySettings(SettingsGroup):
     """Where errors are reported, and as which release and environment.
 
     ``SENTRY_CLIENT_<OPTION>`` (any option of ``sentry_sdk.init``) and ``SENTRY_TAG_<NAME>`` are
-    read from the environment too; see the README's Sentry section.
+    read from the environment too; see docs/sentry.md.
     """
 
     TITLE = "Sentry"

@@ -1,6 +1,6 @@
 """Every setting of the toolkit, gathered from the features that declare them.
 
-The README's settings tables are generated from here (``make docs``; a test fails when they
+The settings tables of docs/ are generated from here (``make docs``; a test fails when they
 differ), and ``c2cwsgiutils_settings`` shows the effective value of each with where it came from.
 """
 
@@ -57,7 +57,7 @@ def groups() -> list[type[SettingsGroup]]:
 
 
 def group_key(group: type[SettingsGroup]) -> str:
-    """Return the name a group's table has in the README: its module's, under the package."""
+    """Return the name a group's table has in the docs: its module's, under the package."""
     return group.__module__.removeprefix("c2cwsgiutils.")
 
 
@@ -91,14 +91,26 @@ def _replacement(block: str) -> Callable[[re.Match[str]], str]:
 
 
 def update_readme(text: str) -> str:
-    """Return the README with every group's table regenerated between its markers."""
+    """Return one page (a README of its own) with every group's table regenerated between its markers."""
+    return update_pages({"README": text})["README"]
+
+
+def update_pages(pages: Mapping[str, str]) -> dict[str, str]:
+    """Return the pages (by name) with every group's table regenerated between its markers.
+
+    Each group's table is in exactly one of the pages, the one of its feature.
+    """
+    updated = dict(pages)
     for group in groups():
         begin, end = _markers(group_key(group))
         pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
-        if not pattern.search(text):
-            raise ValueError(f"the README has no table for {group_key(group)}: add {begin} and {end}")
-        text = pattern.sub(_replacement(f"{begin}\n{markdown_table(group)}\n{end}"), text)
-    return text
+        holders = [name for name, text in updated.items() if pattern.search(text)]
+        if len(holders) != 1:
+            where = "none of the pages" if not holders else f"{', '.join(holders)} (one is enough)"
+            raise ValueError(f"the table of {group_key(group)} is in {where}: add {begin} and {end}")
+        name = holders[0]
+        updated[name] = pattern.sub(_replacement(f"{begin}\n{markdown_table(group)}\n{end}"), updated[name])
+    return updated
 
 
 def image_environment() -> dict[str, str]:
@@ -148,23 +160,25 @@ def effective(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Regenerate (or check) the README's settings tables: ``python -m c2cwsgiutils.settings_catalogue``."""
-    parser = argparse.ArgumentParser(description="Regenerate the settings tables of a README.")
-    parser.add_argument("readme", type=Path)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is not up to date")
+    """Regenerate (or check) the docs' settings tables: ``python -m c2cwsgiutils.settings_catalogue``."""
+    parser = argparse.ArgumentParser(description="Regenerate the settings tables of the docs' pages.")
+    parser.add_argument("pages", type=Path, nargs="+", help="the Markdown pages that hold the tables")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page is not up to date")
     args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
+    texts = {str(path): path.read_text(encoding="utf-8") for path in args.pages}
     try:
-        updated = update_readme(text)
+        updated = update_pages(texts)
     except ValueError as error:
-        print(f"{args.readme}: {error}", file=sys.stderr)
+        print(f"{' '.join(texts)}: {error}", file=sys.stderr)
         return 1
+    stale = [name for name, text in texts.items() if updated[name] != text]
     if args.check:
-        if updated != text:
-            print(f"{args.readme}: the settings tables are out of date; run make docs", file=sys.stderr)
+        if stale:
+            print(f"{', '.join(stale)}: the settings tables are out of date; run make docs", file=sys.stderr)
             return 1
         return 0
-    args.readme.write_text(updated, encoding="utf-8")
+    for name in stale:
+        Path(name).write_text(updated[name], encoding="utf-8")
     return 0
 
 

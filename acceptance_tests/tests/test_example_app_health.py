@@ -1,4 +1,4 @@
-"""The example app's health checks (README, "Health checks"), on a database migrated by its alembic.
+"""The example app's health checks (docs/health-checks.md), on a database migrated by its alembic.
 
 It runs under c2cwsgiutils_run (a process composition of its own): the alembic check's name is the
 path of the ini file on this machine.

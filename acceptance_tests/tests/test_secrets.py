@@ -136,7 +136,7 @@ def test_no_secret_reaches_a_log_an_event_or_a_response(
 
 
 # The views that exist only with their secret; stats.json and /metrics are switched on by
-# STATS_VIEW and C2C_PROMETHEUS, their secrets optional (README, Metrics).
+# STATS_VIEW and C2C_PROMETHEUS, their secrets optional (docs/metrics.md).
 SECRET_ONLY = ["LOG_VIEW_SECRET", "SQL_PROFILER_SECRET", "DEBUG_VIEW_SECRET", "DB_MAINTENANCE_SECRET"]
 
 

@@ -12,12 +12,25 @@ from c2cwsgiutils import settings_catalogue
 from c2cwsgiutils.config_utils import Setting, SettingsGroup
 from testing.fixtures import RunScript
 
-README = Path(__file__).parents[2] / "README.md"
+DOCS = Path(__file__).parents[2] / "docs"
 
 
-def test_readme_tables_are_generated_from_the_declarations() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert settings_catalogue.update_readme(text) == text, "README is out of date: run make docs"
+def test_the_docs_tables_are_generated_from_the_declarations() -> None:
+    """Each group's table is in one page of docs/, and up to date."""
+    pages = {str(path): path.read_text(encoding="utf-8") for path in sorted(DOCS.glob("*.md"))}
+    assert settings_catalogue.update_pages(pages) == pages, "docs/ is out of date: run make docs"
+
+
+def test_a_table_in_two_pages_is_refused() -> None:
+    table = settings_catalogue.update_readme(
+        "".join(f"{begin}\n{end}\n" for begin, end in map(settings_catalogue._markers, all_keys()))
+    )
+    with pytest.raises(ValueError, match="one is enough"):
+        settings_catalogue.update_pages({"a.md": table, "b.md": table})
+
+
+def all_keys() -> list[str]:
+    return [settings_catalogue.group_key(group) for group in settings_catalogue.groups()]
 
 
 def test_every_module_declaring_settings_is_in_the_catalogue() -> None:
@@ -52,7 +65,7 @@ def test_each_setting_has_a_meaning() -> None:
 
 
 def test_update_readme_refuses_a_readme_without_a_table() -> None:
-    with pytest.raises(ValueError, match="the README has no table for ops_views"):
+    with pytest.raises(ValueError, match="the table of ops_views is in none of the pages"):
         settings_catalogue.update_readme("# nothing here\n")
 
 
