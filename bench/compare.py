@@ -50,6 +50,7 @@ def main() -> int:
         imported = subprocess.run(
             [sys.executable, "-c", "import c2cwsgiutils; print(c2cwsgiutils.__file__)"],
             env={"PYTHONPATH": f"{old_tree}:{HERE}"},
+            cwd=tmp,  # as the servers (bench/harness.py): not the checkout
             capture_output=True,
             text=True,
             check=True,

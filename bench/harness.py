@@ -308,8 +308,15 @@ def serve(
         log_path = Path(workdir) / "server.log"
         with log_path.open("wb") as log:
             started = time.perf_counter()
+            # In a folder of its own: gunicorn puts its working directory first on sys.path, which
+            # would make a server import the checkout it was started from.
             process = subprocess.Popen(
-                command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
             )
         try:
             server = Server(port, process, log_path, ready_path, started)

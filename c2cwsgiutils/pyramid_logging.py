@@ -23,6 +23,7 @@ stderr at most once a minute.
 """
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime
 import json
@@ -37,7 +38,7 @@ import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
@@ -221,6 +222,31 @@ def _safe_str(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
+# The lines this thread's JsonLogHandlers hold back, inside batched_writes(): by handler.
+_BATCH: contextvars.ContextVar["dict[JsonLogHandler, list[str]] | None"] = contextvars.ContextVar(
+    "c2cwsgiutils_log_batch", default=None
+)
+
+
+@contextlib.contextmanager
+def batched_writes() -> Iterator[None]:
+    """Write what this thread logs to a :class:`JsonLogHandler` in the block with one ``write`` each.
+
+    Records are routed by ``logging`` as usual (levels, filters, ``propagate``, other handlers);
+    only the JSON handlers' lines of this thread wait for the end of the block. For a background
+    thread that logs many records at once (the access log's writer): a ``write`` releases the GIL,
+    and winning it back from busy request threads costs more than the write.
+    """
+    pending: dict[JsonLogHandler, list[str]] = {}
+    token = _BATCH.set(pending)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+        for handler, lines in pending.items():
+            handler.write_lines(lines)
+
+
 class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Write one JSON object per line on a stream (``sys.stdout`` by default)."""
 
@@ -232,6 +258,27 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as JSON, whatever formatter the configuration names."""
         return self.json_formatter.format(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record's line, or hold it back inside :func:`batched_writes`."""
+        pending = _BATCH.get()
+        if pending is None:
+            super().emit(record)
+            return
+        try:
+            pending.setdefault(self, []).append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Write ``lines`` with one ``write`` and one flush."""
+        with self.lock or contextlib.nullcontext():
+            try:
+                self.stream.write("".join(lines))
+                self.flush()
+            except Exception as error:
+                where = getattr(self.stream, "name", self.stream)
+                self._warn(f"cannot write {len(lines)} log records to {where!r}: {error!r}")
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         """Warn at most once a minute instead of printing a traceback per record."""

@@ -1,6 +1,7 @@
 """The access log: written off the request's thread, with the same text and fields as gunicorn's."""
 
 import datetime
+import io
 import logging
 import re
 import threading
@@ -14,6 +15,7 @@ import requests
 from gunicorn.config import Config
 from gunicorn.glogging import SafeAtoms
 
+from c2cwsgiutils.pyramid_logging import JsonLogHandler
 from c2cwsgiutils.server import gunicorn_logging
 from c2cwsgiutils.server.gunicorn_logging import DEFAULT_FORMAT, AccessWriter, LazyAtoms, ScrubbingLogger
 from testing.fixtures import StartServer
@@ -131,6 +133,34 @@ def test_custom_access_format_gets_its_atoms(access_logger: tuple[ScrubbingLogge
     logger.cfg.set("access_log_format", "%(m)s %({x-request-id}o)s %(D)s %(q)s %(nothing)s")
     logger.write_accesses([entry()])
     assert collector.records[0][1] == 'GET from-the-response 1002345 secret=***&q=\\"quoted\\" -'
+
+
+def test_logging_disable_silences_the_access_log(access_logger: tuple[ScrubbingLogger, Collector]) -> None:
+    """The writer logs through logging's public API: ``logging.disable`` applies, as to any record."""
+    logger, collector = access_logger
+    logging.disable(logging.INFO)
+    try:
+        logger.write_accesses([entry()])
+    finally:
+        logging.disable(logging.NOTSET)
+    assert collector.records == []
+    logger.write_accesses([entry()])
+    assert len(collector.records) == 1
+
+
+def test_a_batch_is_one_write_of_the_json_handler(access_logger: tuple[ScrubbingLogger, Collector]) -> None:
+    logger, _ = access_logger
+    writes: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    logger.access_log.handlers = [JsonLogHandler(Stream())]
+    logger.write_accesses([entry(), entry(), entry()])
+    assert len(writes) == 1
+    assert writes[0].count('"status":201') == 3
 
 
 def test_full_queue_writes_in_the_callers_thread() -> None:

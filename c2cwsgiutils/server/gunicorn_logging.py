@@ -7,8 +7,8 @@ gunicorn's own records are JSON as well; and each access record carries its fiel
 
 The access record is built, formatted and written by a thread of its own (:class:`AccessWriter`,
 in batches): the request's thread only appends references to a deque, and only the atoms the
-format names are computed (:class:`LazyAtoms`). Each batch is written with one ``write`` per
-stream handler (:func:`c2cwsgiutils.server.log_batch.handle_batch`), not one per record: a background
+format names are computed (:class:`LazyAtoms`). The JSON handlers write each batch with one
+``write`` (:func:`c2cwsgiutils.pyramid_logging.batched_writes`), not one per record: a background
 thread's system call hands the GIL to the busy request threads and must win it back. What each
 step gained is in bench/results.md, "Design figures".
 """
@@ -24,11 +24,10 @@ from typing import Any, NamedTuple
 
 from gunicorn import glogging
 
-from c2cwsgiutils import loader, request_tracking, wsgi_app
+from c2cwsgiutils import loader, pyramid_logging, request_tracking, wsgi_app
 from c2cwsgiutils.config_utils import is_ascii_int
 from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.scrub import scrub_query_string, scrub_request_line, scrub_text, scrub_url
-from c2cwsgiutils.server import log_batch
 
 _WARN = RateLimitedWarning(source="c2cwsgiutils access log")
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'  # gunicorn's
@@ -97,9 +96,13 @@ class ScrubbingLogger(glogging.Logger):  # type: ignore[misc]
     _access_writer: "AccessWriter | None" = None
 
     def write_accesses(self, entries: list["_AccessEntry"]) -> None:
-        """Log the access records of ``entries``, with one write per stream handler."""
-        records = [record for record in map(self.access_record, entries) if record is not None]
-        log_batch.handle_batch(self.access_log, records)
+        """Log the access records of ``entries``, the JSON handlers' lines with one write each."""
+        logger = self.access_log
+        with pyramid_logging.batched_writes():
+            for entry in entries:
+                record = self.access_record(entry)
+                if record is not None and logger.isEnabledFor(record.levelno):
+                    logger.handle(record)
 
     def access_record(self, entry: "_AccessEntry") -> logging.LogRecord | None:
         """Return the access record of ``entry``, with its fields (for the JSON handlers)."""
