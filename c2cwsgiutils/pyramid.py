@@ -14,8 +14,6 @@ from pyramid.config import Configurator
 # Order matters only for readability: each feature resolves its own settings and places its
 # own tweens explicitly.
 FEATURES = (
-    # Before any route is added: the routes mapper that skips the toolkit's routes for the app's.
-    "c2cwsgiutils.routes_mapper",
     # The client's address, scheme and host from the trusted proxies: its tween is the topmost.
     "c2cwsgiutils.client_info",
     "c2cwsgiutils.ops_views",
