@@ -43,7 +43,7 @@ COPY --from=build /opt/c2cwsgiutils /opt/c2cwsgiutils
 # /app belongs to root: the app's code and configuration are not writable by the process serving it.
 RUN mkdir /app
 WORKDIR /app
-# Defaults of the environment-only settings (tests/test_dockerfile.py keeps them equal to the
+# Defaults of the environment-only settings (tests/tooling/test_dockerfile.py keeps them equal to the
 # package's); override any with `docker run -e NAME=value`. Settings that also have an ini key get
 # no default here: the environment wins over the ini file, so it would hide the app's own
 # production.ini. Secrets (LOG_VIEW_SECRET...) have none either: what they protect stays off.

@@ -25,6 +25,7 @@ FIXTURE_MARKERS = {
     "postgres_url": ("postgres",),
     "postgres_replica_url": ("postgres", "replica"),
     "redis_server": ("redis",),
+    "redis_url": ("redis",),
     "browser": ("browser",),
     "start_server": ("server",),
     "request_in_flight": ("server",),

@@ -364,6 +364,7 @@ def redis_app(url: str) -> webtest.TestApp:
     return webtest.TestApp(config.make_wsgi_app())
 
 
+@pytest.mark.redis
 def test_redis_check_when_redis_is_configured() -> None:
     assert redis_app("redis://127.0.0.1:6379/0").get("/c2c/health_check").json["successes"] == ["redis"]
 
@@ -374,6 +375,7 @@ def test_redis_check_fails_without_telling_the_password() -> None:
     assert "hunter2" not in response.text
 
 
+@pytest.mark.redis
 def test_add_redis_check_sets_the_name_and_level_of_the_redis_check() -> None:
     def setup(health_check: HealthCheck, config: Configurator) -> None:
         health_check.add_redis_check(name="cache", level=2)
@@ -383,6 +385,7 @@ def test_add_redis_check_sets_the_name_and_level_of_the_redis_check() -> None:
     assert app.get("/c2c/health_check?max_level=2").json["successes"] == ["cache"]
 
 
+@pytest.mark.redis
 def test_add_redis_check_with_the_defaults_is_the_redis_check() -> None:
     app = make_app(
         lambda health_check, config: health_check.add_redis_check(),
@@ -608,6 +611,7 @@ def start_two_gunicorns(
     return servers[0], servers[1]
 
 
+@pytest.mark.redis
 def test_version_check_names_the_version_of_every_process(
     start_health_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
@@ -627,6 +631,7 @@ def test_version_check_names_the_version_of_every_process(
     wait_until(message, what="the four processes' versions in the message", timeout=30)
 
 
+@pytest.mark.redis
 def test_version_check_passes_when_every_process_runs_the_same_version(
     start_health_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 import requests
 
 from c2cwsgiutils.acceptance.server import AppServer
@@ -113,6 +114,7 @@ def test_replacement_worker_applies_the_stored_level(start_server: StartServer) 
     assert levels == "ERROR"
 
 
+@pytest.mark.redis
 def test_two_gunicorns_sharing_redis_share_the_level(start_server: StartServer) -> None:
     env = {
         **LEVEL_ENV,
