@@ -195,7 +195,7 @@ def view_secrets(request: Request) -> dict[str, str]:
 
 
 def includeme(config: Configurator) -> None:
-    """Add the index of ops views at ``{C2C_BASE_PATH}/``."""
+    """Set the ops views up: the session lifetime, and the index at ``{C2C_BASE_PATH}/`` (ops_page's)."""
     if not first_time(config, "ops_views"):
         return
     settings = OpsViewsSettings.of(config)
