@@ -31,6 +31,7 @@ from pyramid.response import Response
 from c2cwsgiutils import extras
 from c2cwsgiutils.config_utils import SettingsGroup, int_at_least, parse_bool, setting
 from c2cwsgiutils.metrics.prometheus_merge import MultiprocessReader
+from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.stats import Backend, Key, Tags
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -38,6 +39,7 @@ TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 """The text format every Prometheus reads (our names are classic ones: the body is the same)."""
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+_WARN = RateLimitedWarning(source="c2cwsgiutils prometheus")
 MAX_METRICS = 1000
 """Metric names (and label sets) the API may create per process; more are dropped with a warning."""
 
@@ -205,9 +207,7 @@ class PrometheusBackend(Backend):
             if name in self._refused:
                 return
             self._refused.add(name)
-        from c2cwsgiutils.rate_limited_warning import RateLimitedWarning  # noqa: PLC0415
-
-        RateLimitedWarning(source="c2cwsgiutils prometheus")(f"metric {name} dropped: {why}")
+        _WARN(f"metric {name} dropped: {why}", kind=name)
 
     def timer(self, key: Key, seconds: float, tags: Tags = None) -> None:
         """Observe the duration in the key's histogram (``<key>_seconds``)."""

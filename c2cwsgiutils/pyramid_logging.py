@@ -272,13 +272,15 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def write_lines(self, lines: list[str]) -> None:
         """Write ``lines`` with one ``write`` and one flush."""
-        with self.lock or contextlib.nullcontext():
-            try:
-                self.stream.write("".join(lines))
-                self.flush()
-            except Exception as error:
-                where = getattr(self.stream, "name", self.stream)
-                self._warn(f"cannot write {len(lines)} log records to {where!r}: {error!r}")
+        self.acquire()
+        try:
+            self.stream.write("".join(lines))
+            self.flush()
+        except Exception as error:
+            where = getattr(self.stream, "name", self.stream)
+            self._warn(f"cannot write {len(lines)} log records to {where!r}: {error!r}")
+        finally:
+            self.release()
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         """Warn at most once a minute instead of printing a traceback per record."""

@@ -92,6 +92,12 @@ def sweep_report(app: AppServer, ops_app: AppServer, sentry_receiver: SentryRece
     events = sentry_receiver.raw()
     SWEEP["secrets in Sentry events"] = sum(events.count(secret.encode()) for secret in SECRETS.values())
     print(f"\nhostile input: {dict(SWEEP)}")
+    # Each test asserts its own answers; these hold for the whole run, the deliberate 500 aside.
+    deliberate = SWEEP["deliberate 500s (a traceback and an event each)"]
+    assert SWEEP["5xx"] == SWEEP["errors from the app, not JSON"] == 0, dict(SWEEP)
+    assert SWEEP["secrets in the bodies"] == SWEEP["secrets in the logs"] == 0, dict(SWEEP)
+    assert SWEEP["secrets in Sentry events"] == 0, dict(SWEEP)
+    assert SWEEP["tracebacks in the logs"] == SWEEP["Sentry events"] == deliberate, dict(SWEEP)
 
 
 def raw_request(

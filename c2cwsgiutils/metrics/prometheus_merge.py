@@ -32,6 +32,8 @@ from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 TESTED_VERSIONS = ("0.20", "0.21", "0.22", "0.23", "0.24", "0.25", "0.26")
 """The prometheus_client series whose files and merge this reader was compared with."""
 _INT = struct.Struct("<i")
+_MAX_CACHED_KEYS = 200_000
+"""Parsed keys kept between scrapes; beyond that the cache starts again (it only costs parsing)."""
 _WARN = RateLimitedWarning(source="c2cwsgiutils prometheus")
 
 
@@ -47,10 +49,6 @@ def format_is_known(version: str | None = None) -> bool:
         except importlib.metadata.PackageNotFoundError:
             return False
     return ".".join(version.split(".")[:2]) in TESTED_VERSIONS
-
-
-_MAX_CACHED_KEYS = 200_000
-"""Parsed keys kept between scrapes; beyond that the cache starts again (it only costs parsing)."""
 
 
 def go_float(value: float) -> str:
@@ -137,13 +135,10 @@ class MultiprocessReader:
     def _key(self, raw: bytes) -> _Key:
         key = self._keys.get(raw)
         if key is None:
+            # Not the JSON of [family, sample, labels, help]: a format this reader does not know.
             try:
                 key = self._keys[raw] = _Key(raw.decode("utf-8"))
-            except (
-                ValueError,
-                TypeError,
-                AttributeError,
-            ) as error:  # not the [family, sample, labels, help] JSON
+            except (ValueError, TypeError, AttributeError) as error:
                 raise FormatError(f"a key that is not one: {raw[:100]!r}") from error
         return key
 
