@@ -507,11 +507,9 @@ def test_the_replacement_of_a_killed_worker_applies_the_stored_value(local_probe
     os.kill(victim, signal.SIGKILL)
     (replacement,) = wait_until(lambda: server.worker_pids() - before, 20, "gunicorn replaces the worker")
     # It was not there when the value was set: it applied the stored call when it started.
-    wait_until(lambda: replacement in values(server), 20, "the new worker listens")
-    answers = values(server)
-    assert victim not in answers
-    assert answers[replacement] == "kept"
-    assert set(answers.values()) == {"kept"}
+    workers = server.worker_pids()
+    assert victim not in workers
+    wait_until(lambda: values(server) == dict.fromkeys(workers, "kept"), 20, "the new worker listens")
 
 
 def test_a_dead_listener_thread_is_restarted(local_probe: AppServer) -> None:
@@ -535,9 +533,9 @@ def test_with_preload_the_workers_listen_and_the_master_does_not(
     # Each worker listens once it has started its listener, a moment after the server answers.
     wait_until(lambda: set(values(server)) == server.worker_pids(), 20, "every worker listens")
     get(server, "/probe/set?value=preloaded")
-    answers = values(server)
-    assert set(answers) == server.worker_pids()
-    assert set(answers.values()) == {"preloaded"}
+    # Only the workers answer (a 1 s gather: retried, as a loaded machine can make a worker late).
+    workers = server.worker_pids()
+    wait_until(lambda: values(server) == dict.fromkeys(workers, "preloaded"), 10, "every worker has it")
     assert get(server, "/probe/get")["transport"] == "local"
 
 
@@ -545,7 +543,7 @@ def test_two_servers_share_state_through_redis(start_probe: Callable[..., AppSer
     env = {"C2C_REDIS_URL": redis_url, "C2C_BROADCAST_PREFIX": f"test_{uuid.uuid4().hex}"}
     first, second = start_probe(workers=2, **env), start_probe(workers=2, **env)
     assert get(first, "/probe/get")["transport"] == "redis"
-    assert len(gather(first)) == 4  # the workers of both servers
+    wait_until(lambda: len(gather(first)) == 4, 10, "the workers of both servers answer")
     get(first, "/probe/set?value=shared")
     wait_until(lambda: set(values(second).values()) == {"shared"}, 2, "the other server sees the value")
 
