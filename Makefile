@@ -43,7 +43,7 @@ pytest: $(BIN)/.installed
 test-prometheus-versions: $(BIN)/.installed
 	BIN=$(BIN) scripts/prometheus-versions.sh
 
-## test-unit: the tests that need no service and start no server (tests/unit, about half a minute)
+## test-unit: the tests that need no service and start no server (tests/unit, under a minute)
 .PHONY: test-unit
 test-unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit

@@ -1,38 +1,22 @@
-"""SQL metric keys: the original c2cwsgiutils' keys, in every backend, safe on hostile statements.
+"""SQL metric keys, in-process: the original c2cwsgiutils' keys of a statement's text, safe on hostile ones.
 
 The original keyed a query by a simplified text: a SELECT without its column list, an INSERT by
 its table, an UPDATE without its SET list, ``IN (...)`` as ``IN (?)``, parameters as ``?``.
 Dashboards built on those keys must keep their series: stats.json, statsd and Prometheus'
-``query`` label all use :func:`c2cwsgiutils.stats_pyramid.sql_key`.
+``query`` label all use :func:`c2cwsgiutils.stats_pyramid.sql_key`. The ORM's statements on the
+local PostgreSQL, in this process and in every backend of a real server:
+tests/test_stats_sql_keys_postgres.py.
 """
 
 import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
-import psycopg
 import pytest
-import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
 
-from c2cwsgiutils import stats, stats_pyramid
-from c2cwsgiutils.acceptance.server import AppServer
-from c2cwsgiutils.acceptance.udp import UdpReceiver
-from c2cwsgiutils.acceptance.utils import wait_until
-from testing.fixtures import StartServer
-from tests.apps import sql_keys as sql_keys_app
-
-REPO = Path(__file__).parent.parent
-ORIGINAL_KEYS = {
-    "SELECT FROM hello LIMIT ?",
-    "INSERT INTO hello",
-    "UPDATE hello SET WHERE hello.id = ?",
-    "SELECT FROM hello WHERE hello.id IN (?)",
-}
+from c2cwsgiutils import stats_pyramid
 
 
 @pytest.fixture(autouse=True)
@@ -155,109 +139,3 @@ def test_long_statements_are_keyed_but_not_remembered() -> None:
     assert stats_pyramid.sql_key(long_statement) == "SELECT FROM t WHERE b IN (?)"
     assert stats_pyramid.sql_key("SELECT a FROM t") == "SELECT FROM t"
     assert set(stats_pyramid._shapes) == {"SELECT a FROM t"}
-
-
-# On the real database, in every backend.
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[str]:
-    """A schema of the test's own on the local PostgreSQL, dropped after."""
-    name = f"sql_keys_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {name}")
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA {name} CASCADE")
-
-
-def run_statements(postgres_url: str, schema: str) -> None:
-    """What the test app's view does, in this process."""
-    sql_keys_app.create_table(postgres_url, schema)
-    engine = sql_keys_app.make_engine(postgres_url, schema)
-    try:
-        with Session(engine) as session:
-            session.query(sql_keys_app.Hello).limit(2).all()
-            hello = sql_keys_app.Hello(value="new")
-            session.add(hello)
-            session.flush()
-            hello.value = "changed"
-            session.flush()
-            session.query(sql_keys_app.Hello).filter(sql_keys_app.Hello.id.in_([hello.id, 0, -1])).all()
-            session.commit()
-    finally:
-        engine.dispose()
-
-
-def test_orm_statements_on_postgresql_have_the_original_keys(postgres_url: str, schema: str) -> None:
-    memory = stats.MemoryBackend()
-    stats.add_backend(memory)
-    assert stats_pyramid.init_db_spy()
-    run_statements(postgres_url, schema)
-    timers = stats.merge([memory.dump()])["timers"]
-    assert {f"sql/{key}" for key in ORIGINAL_KEYS} <= set(timers)
-
-
-def test_statsd_names_of_sql_keys_are_the_originals(
-    postgres_url: str, schema: str, udp_receiver: UdpReceiver
-) -> None:
-    """The original's name: ``.``, ``:`` and ``|`` as ``_``, the rest left for the statsd server."""
-    backend = stats.StatsdBackend(udp_receiver.address, "app", flush_interval=60)
-    stats.add_backend(backend)
-    assert stats_pyramid.init_db_spy()
-    run_statements(postgres_url, schema)
-    backend.flush()
-    names = {key.replace(".", "_") for key in ORIGINAL_KEYS}
-
-    def sent() -> set[str]:
-        lines = [line for data in udp_receiver.received() for line in data.decode().split("\n")]
-        found = {line.split(":", 1)[0].removeprefix("app.sql.") for line in lines}
-        return names & found
-
-    assert wait_until(lambda: sent() == names, what="the SQL timers over statsd", timeout=10)
-
-
-@pytest.fixture
-def start_sql_app(
-    start_server: StartServer, tmp_path: Path, postgres_url: str, schema: str
-) -> Callable[..., AppServer]:
-    def start(env: dict[str, str]) -> AppServer:
-        ini = tmp_path / "sql_keys.ini"
-        settings = f"sqlalchemy.url = {postgres_url}\nsql_keys.schema = {schema}"
-        ini.write_text(sql_keys_app.INI.format(settings=settings), encoding="utf-8")
-        sql_keys_app.create_table(postgres_url, schema)
-        return start_server(env={"PYTHONPATH": str(REPO), **env}, config_file=ini, workers=2)
-
-    return start
-
-
-def test_every_backend_of_a_real_server_has_the_original_keys(
-    start_sql_app: Callable[..., AppServer], udp_receiver: UdpReceiver
-) -> None:
-    server = start_sql_app(
-        {
-            "STATS_VIEW": "1",
-            "STATSD_ADDRESS": udp_receiver.address,
-            "STATSD_PREFIX": "app",
-            "C2C_PROMETHEUS": "1",
-        }
-    )
-    for _ in range(3):
-        assert requests.get(server.url("/statements"), timeout=10).json() == {"ok": True}
-
-    timers = requests.get(server.url("/c2c/stats.json"), timeout=10).json()["timers"]
-    assert {f"sql/{key}" for key in ORIGINAL_KEYS} <= set(timers)
-
-    statsd_names = {f"app.sql.{key.replace('.', '_')}" for key in ORIGINAL_KEYS}
-
-    def statsd_sent() -> bool:
-        lines = [line for data in udp_receiver.received() for line in data.decode().split("\n")]
-        return statsd_names <= {line.split(":", 1)[0] for line in lines}
-
-    wait_until(statsd_sent, what="the SQL timers over statsd", timeout=10)
-
-    scrape = requests.get(server.url("/c2c/metrics"), timeout=10).text
-    labels = set(
-        re.findall(r'^c2cwsgiutils_sql_duration_seconds_count\{query="([^"]*)"\}', scrape, re.MULTILINE)
-    )
-    assert labels >= ORIGINAL_KEYS

@@ -1,36 +1,21 @@
-"""Version information: c2cwsgiutils_genversion.py writes versions.json, the versions feature serves it."""
+"""Version information in subprocesses: the installed c2cwsgiutils_genversion.py writes versions.json.
+
+Each command runs in a clean environment (C2C_VERSIONS_PATH only when a test gives it); the last
+test serves the file from a real server under c2cwsgiutils_run. The script's main() and the
+versions feature, in-process: tests/unit/test_versions.py.
+"""
 
 import importlib.metadata
 import json
-import logging
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from c2cwsgiutils import stats, stats_pyramid
 from c2cwsgiutils.acceptance.server import clean_environ, console_script
-from c2cwsgiutils.scripts import genversion
 from testing.fixtures import RunScript, StartServer
-from tests.apps import make_app
-
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("C2C_VERSIONS_PATH", raising=False)
-    stats_pyramid.reset()
-    yield
-    stats_pyramid.reset()
-
-
-def written(path: Path, *args: str) -> dict[str, object]:
-    assert genversion.main(["--output", str(path), *args]) == 0
-    content: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    return content
 
 
 def test_command_writes_the_tag_the_hash_and_the_installed_packages(
@@ -51,10 +36,6 @@ def test_dashed_alias_with_the_hash_only_has_no_tag(run_script: RunScript, tmp_p
     result = run_script("c2cwsgiutils-genversion", "-o", str(output), "0123abc")
     assert result.returncode == 0, result.stderr
     assert json.loads(output.read_text(encoding="utf-8"))["main"] == {"git_hash": "0123abc"}
-
-
-def test_an_empty_tag_counts_as_none(tmp_path: Path) -> None:
-    assert written(tmp_path / "v.json", "", "0123abc")["main"] == {"git_hash": "0123abc"}
 
 
 def test_default_output_is_c2c_versions_path(run_script: RunScript, tmp_path: Path) -> None:
@@ -102,56 +83,6 @@ def test_without_a_hash_it_is_a_usage_error(run_script: RunScript) -> None:
     result = run_script("c2cwsgiutils_genversion.py")
     assert result.returncode == 2
     assert "GIT_HASH" in result.stderr
-
-
-def test_unwritable_output_is_exit_1_naming_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    output = tmp_path / "missing" / "versions.json"
-    assert genversion.main(["-o", str(output), "0123abc"]) == 1
-    assert str(output) in capsys.readouterr().err
-
-
-def test_view_serves_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "versions.json"
-    content = written(path, "1.2.3", "0123abc")
-    app = make_app(settings={"c2c.versions_path": str(path)})
-    response = app.get("/c2c/versions.json")
-    assert response.json == content
-    assert response.content_type == "application/json"
-    assert "versions" in app.get("/c2c/").json["views"]
-
-
-def test_no_file_means_no_view(tmp_path: Path) -> None:
-    make_app(settings={"c2c.versions_path": str(tmp_path / "none.json")}).get(
-        "/c2c/versions.json", status=404
-    )
-
-
-def test_a_broken_file_is_a_warning_not_a_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "versions.json"
-    path.write_text("{not json", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="c2cwsgiutils.versions"):
-        app = make_app(settings={"c2c.versions_path": str(path)})
-    app.get("/c2c/versions.json", status=404)
-    assert "cannot read the versions file" in caplog.text
-
-
-def test_main_version_is_logged_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "versions.json"
-    written(path, "1.2.3", "0123abc")
-    with caplog.at_level(logging.INFO, logger="c2cwsgiutils.versions"):
-        make_app(settings={"c2c.versions_path": str(path)})
-    assert "version: git hash 0123abc, git tag 1.2.3" in caplog.messages
-
-
-def test_main_version_is_a_gauge_with_the_hash_as_tag(tmp_path: Path) -> None:
-    path = tmp_path / "versions.json"
-    written(path, "0123abc")
-    make_app(settings={"c2c.versions_path": str(path), "c2c.stats_view": "true"})
-    memory = stats.backend(stats.MemoryBackend)
-    assert memory is not None
-    assert memory.dump()["gauges"]["version{git_hash=0123abc}"][0] == 1
 
 
 def test_served_and_exported_by_the_real_server(
