@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -76,3 +78,16 @@ def save_screenshot(driver: webdriver.Chrome, name: str, size: tuple[int, int] =
     path = SCREENSHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def wait_for_text(driver: webdriver.Chrome, text: str, timeout: float = 20) -> None:
+    """Wait until the page's text holds ``text``, across the page loads on the way.
+
+    The text is read by a script, not through an element found first: an element found just
+    before a load is gone when its text is read, which Chromium reports either as a stale element
+    or as an unknown error ("Node with given id does not belong to the document"). Errors while a
+    page loads are retried until ``timeout``.
+    """
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: text in (d.execute_script("return document.body ? document.body.innerText : ''") or "")
+    )

@@ -3,13 +3,12 @@
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from c2cwsgiutils import auth
 from c2cwsgiutils.acceptance.server import AppServer
-from testing.browser import DESKTOP, PHONE, save_screenshot
+from testing.browser import DESKTOP, PHONE, save_screenshot, wait_for_text
 from testing.fixtures import StartServer
 
 pytestmark = [pytest.mark.browser]
@@ -34,13 +33,6 @@ def level_seen_by_a_worker(server: AppServer) -> str:
     response.raise_for_status()
     level: str = response.json()["level"]
     return level
-
-
-def wait_for_text(driver: webdriver.Chrome, text: str) -> None:
-    # Signing in loads a new page: the body found just before may be gone when its text is read.
-    WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: text in d.find_element(By.TAG_NAME, "body").text
-    )
 
 
 def wait_for_script(driver: webdriver.Chrome) -> None:
