@@ -28,7 +28,7 @@ is the same as a WSGI middleware, for a pipeline of filters or a non-Pyramid app
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from pyramid.config import Configurator
@@ -96,6 +96,24 @@ def _parse_headers_family(raw: str) -> str:
     return value
 
 
+def _parse_scheme(raw: str) -> str:
+    if raw.lower() not in _SCHEMES:
+        raise ValueError("http or https")
+    return raw.lower()
+
+
+def _parse_host(raw: str) -> str:
+    if not _HOST.fullmatch(raw):
+        raise ValueError("a host name or address, with a port or not")
+    return raw
+
+
+def _parse_address(raw: str) -> str:
+    if _ip(raw) is None:
+        raise ValueError("an IP address")
+    return raw
+
+
 @dataclasses.dataclass(frozen=True)
 class ClientInfoSettings(SettingsGroup):
     """Which proxies are believed about the client."""
@@ -128,6 +146,45 @@ class ClientInfoSettings(SettingsGroup):
         "or `forwarded` (RFC 7239). The other family is ignored: a client could forge it.",
         parse=_parse_headers_family,
     )
+    force_proto: str | None = setting(
+        "C2CWSGIUTILS_FORCE_PROTO",
+        "c2c.force_proto",
+        None,
+        "Upstream 6.1's: the scheme of every request (`http` or `https`), whatever the headers say; "
+        "for a proxy that does not tell it.",
+        parse=_parse_scheme,
+    )
+    force_host: str | None = setting(
+        "C2CWSGIUTILS_FORCE_HOST",
+        "c2c.force_host",
+        None,
+        "Upstream 6.1's: the `Host` of every request (`name` or `name:port`), whatever the headers say.",
+        parse=_parse_host,
+    )
+    force_server_name: str | None = setting(
+        "C2CWSGIUTILS_FORCE_SERVER_NAME",
+        "c2c.force_server_name",
+        None,
+        "Upstream 6.1's: the WSGI `SERVER_NAME` of every request.",
+        parse=_parse_host,
+    )
+    force_remote_addr: str | None = setting(
+        "C2CWSGIUTILS_FORCE_REMOTE_ADDR",
+        "c2c.force_remote_addr",
+        None,
+        "Upstream 6.1's: the client address of every request (an IP address).",
+        parse=_parse_address,
+    )
+
+    def forced(self) -> dict[str, str]:
+        """Return the environ keys that the ``C2CWSGIUTILS_FORCE_*`` settings set on every request."""
+        values = {
+            "wsgi.url_scheme": self.force_proto,
+            "HTTP_HOST": self.force_host,
+            "SERVER_NAME": self.force_server_name,
+            "REMOTE_ADDR": self.force_remote_addr,
+        }
+        return {key: value for key, value in values.items() if value is not None}
 
 
 class TrustedNetworks:
@@ -301,6 +358,18 @@ def apply(environ: MutableMapping[str, Any], trusted: TrustedNetworks, use_forwa
             environ["HTTP_X_FORWARDED_FOR"] = address
 
 
+def force(environ: MutableMapping[str, Any], forced: Mapping[str, str]) -> None:
+    """Set what the ``C2CWSGIUTILS_FORCE_*`` settings say, keeping what it replaces in :data:`ORIGINAL`."""
+    original = environ.setdefault(ORIGINAL, {})
+    for key, value in forced.items():
+        original.setdefault(key, environ.get(key))
+        environ[key] = value
+    if "REMOTE_ADDR" in forced and "HTTP_X_FORWARDED_FOR" in environ:
+        # WebOb's client_addr reads X-Forwarded-For first: it must agree (see apply()).
+        original.setdefault("HTTP_X_FORWARDED_FOR", environ["HTTP_X_FORWARDED_FOR"])
+        environ["HTTP_X_FORWARDED_FOR"] = forced["REMOTE_ADDR"]
+
+
 def _from_proxies(
     environ: MutableMapping[str, Any], trusted: TrustedNetworks, use_forwarded: bool, peer: str
 ) -> None:
@@ -355,7 +424,7 @@ def tween_factory(
     handler: Callable[[Request], Response], registry: Registry
 ) -> Callable[[Request], Response]:
     """Rewrite the request's environ from the trusted proxies' headers before anything reads it."""
-    trusted, use_forwarded = registry[_SETTINGS_KEY]
+    trusted, use_forwarded, forced = registry[_SETTINGS_KEY]
     cached = trusted._cache.get  # a C method: cheaper than any Python call
 
     def client_info_tween(request: Request) -> Response:
@@ -363,6 +432,8 @@ def tween_factory(
         # The usual request, a known untrusted peer without X-Forwarded-For, costs two lookups.
         if cached(environ.get("REMOTE_ADDR")) is not False or "HTTP_X_FORWARDED_FOR" in environ:
             apply(environ, trusted, use_forwarded)
+        if forced:
+            force(environ, forced)
         return handler(request)
 
     return client_info_tween
@@ -377,16 +448,23 @@ class ClientInfoFilter:
         self.enabled = settings.enabled
         self.trusted = TrustedNetworks(settings.trusted_proxies)
         self.use_forwarded = settings.headers == "forwarded"
+        self.forced = settings.forced()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Rewrite the environ, then call the app."""
         if self.enabled:
             apply(environ, self.trusted, self.use_forwarded)
+            if self.forced:
+                force(environ, self.forced)
         return self.app(environ, start_response)
 
 
+# Upstream 6.1's name of the middleware, ``Filter(application)``: the same class.
+Filter = ClientInfoFilter
+
+
 def filter_factory(global_conf: dict[str, Any], **local_conf: Any) -> Callable[[Any], ClientInfoFilter]:
-    """PasteDeploy's ``[filter:...]`` entry (``use = call:c2cwsgiutils.client_info:filter_factory``)."""
+    """PasteDeploy's filter: ``egg:c2cwsgiutils#client_info`` in a pipeline, or ``call:`` it."""
     settings = ClientInfoSettings.resolve({f"c2c.{key}": value for key, value in local_conf.items()})
     return lambda app: ClientInfoFilter(app, settings)
 
@@ -401,5 +479,6 @@ def includeme(config: Configurator) -> None:
     config.registry[_SETTINGS_KEY] = (
         TrustedNetworks(settings.trusted_proxies),
         settings.headers == "forwarded",
+        settings.forced(),
     )
     config.add_tween(TWEEN, under=INGRESS, over=(request_tracking.TWEEN, MAIN))

@@ -338,3 +338,13 @@ def env_or_config(
 def config_bool(value: str | None) -> bool:
     """Parse a boolean setting value; None is false."""
     return value is not None and parse_bool(value)
+
+
+def get_base_path(config: Configurator) -> str:
+    """Return the ops views' URL prefix, ``C2C_BASE_PATH``, as :func:`c2cwsgiutils.ops_views.base_path` does.
+
+    Upstream 6.1's name. ``/`` is the root, returned as ``""`` (the prefix joined to each view's path).
+    """
+    # Declared in ops_views.OpsViewsSettings; read here by the same names, as ops_views imports
+    # this module (a test keeps the two the same).
+    return str(get(config.get_settings(), "C2C_BASE_PATH", "c2c.base_path", "/c2c", parse_base_path))

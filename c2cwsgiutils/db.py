@@ -5,6 +5,7 @@
 regular expressions on ``"METHOD /path"``; within a request, once something was written (flushed,
 or an ``INSERT``/``UPDATE``/``DELETE`` or ``SELECT ... FOR UPDATE`` executed) everything goes to
 the primary. A replica that cannot be reached sends reads to the primary until it answers again.
+:func:`create_session` is the same session made from URLs (upstream's later form).
 :func:`setup_request_session` adds ``request.dbsession``, a session per request under
 ``pyramid_tm``, routed the same way. During read-only maintenance (:mod:`.database.maintenance`) every
 session uses the replica and writes are refused.
@@ -40,7 +41,7 @@ ReadOnlyMaintenanceError = maintenance.ReadOnlyMaintenanceError
 
 _SCOPED_SESSIONS_KEY = "c2cwsgiutils.db.scoped_sessions"
 ENGINES_KEY = "c2cwsgiutils.db.engines"
-"""Registry key of the engines made by :func:`setup_session`, by settings prefix."""
+"""Registry key of the engines of :func:`setup_session` (by settings prefix) and :func:`create_session`."""
 TWEEN = "c2cwsgiutils.db.tween_factory"
 
 
@@ -108,7 +109,66 @@ def setup_session(
     ``force_slave`` are regular expressions matched at the start of ``"METHOD /path"``.
     """
     router = _make_router(config, master_prefix, slave_prefix, force_master, force_slave)
-    zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "c2cwsgiutils.db.setup_session")
+    return _scoped_session(config, router), router.primary, router.replica
+
+
+def create_session(  # noqa: PLR0917 (upstream's signature)
+    config: Configurator | None,
+    name: str,
+    url: str,
+    slave_url: str | None = None,
+    force_master: Iterable[str] | None = None,
+    force_slave: Iterable[str] | None = None,
+    **engine_config: Any,
+) -> "scoped_session[Session]":
+    """Make a session on ``url`` and its replica ``slave_url``: :func:`setup_session` from URLs.
+
+    Upstream's later form, for a second database (c2cgeoportal's ``dbsessions``). The same
+    session as :func:`setup_session`'s (routing, replica fallback, read-only maintenance, joined
+    to the request's transaction), on engines made from the URLs with ``engine_config`` passed to
+    ``sqlalchemy.create_engine`` (plus our defaults: ``pool_pre_ping``, a connect timeout).
+    Without ``config`` (a script), or without a replica, everything goes to ``url``. The health
+    checks name its engines ``name`` (one engine) or ``name_master`` and ``name_slave``.
+    """
+    extras.require("sqlalchemy", "db", "c2cwsgiutils.db.create_session")
+    import sqlalchemy  # noqa: PLC0415
+
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
+
+    if config is not None:
+        config.include("c2cwsgiutils.db")
+        config.include("c2cwsgiutils.database.maintenance")
+    db_settings = DbSettings.of(config) if config is not None else DbSettings.resolve(None)
+
+    def engine(target: str) -> "Engine":
+        options = dict(engine_config)
+        options.setdefault("pool_pre_ping", True)
+        timeout = routing.connect_timeout_args(sqlalchemy.make_url(target), db_settings.connect_timeout)
+        options["connect_args"] = {**timeout, **options.get("connect_args", {})}
+        return sqlalchemy.create_engine(target, **options)
+
+    primary = replica = engine(url)
+    if config is not None and slave_url and sqlalchemy.make_url(slave_url) != primary.url:
+        replica = engine(slave_url)
+        names = {f"{name}_master": primary, f"{name}_slave": replica}
+    else:
+        names = {name: primary}
+    if config is not None:
+        engines: dict[str, Engine] = config.registry.setdefault(ENGINES_KEY, {})
+        for engine_name, each in names.items():
+            engines.setdefault(engine_name, each)
+    router = _route(
+        primary, replica, force_master, force_slave, db_settings, True, (f"{name} url", f"{name} slave_url")
+    )
+    return _scoped_session(config, router)
+
+
+def _scoped_session(config: Configurator | None, router: "Router") -> "scoped_session[Session]":
+    """Make the thread-local session of ``router``, joined to the transaction manager.
+
+    With ``config``, it is removed at the end of each request (:func:`tween_factory`).
+    """
+    zope_sqlalchemy = extras.require("zope.sqlalchemy", "db", "c2cwsgiutils.db")
     from sqlalchemy.orm import scoped_session, sessionmaker  # noqa: PLC0415
 
     from c2cwsgiutils.database import routing  # noqa: PLC0415
@@ -119,13 +179,17 @@ def setup_session(
     # As the original: the session joins the transaction manager, so that pyramid_tm commits what
     # a view wrote (or rolls it back when the view fails). Registered once, on the factory.
     zope_sqlalchemy.register(factory, transaction_manager=_RequestTransactionManager())
-    scoped = config.registry.get(_SCOPED_SESSIONS_KEY)
-    if scoped is None:
-        scoped = config.registry[_SCOPED_SESSIONS_KEY] = []
-        # Outside pyramid_tm (which commits, then zope.sqlalchemy closes the session) and EXCVIEW.
-        config.add_tween(TWEEN, over=("pyramid_tm.tm_tween_factory", EXCVIEW))
-    scoped.append(factory)
-    return factory, router.primary, router.replica
+    # Upstream's attributes: the engines of writes and of reads.
+    factory.c2c_rw_bind = router.primary  # type: ignore[attr-defined]
+    factory.c2c_ro_bind = router.replica  # type: ignore[attr-defined]
+    if config is not None:
+        scoped = config.registry.get(_SCOPED_SESSIONS_KEY)
+        if scoped is None:
+            scoped = config.registry[_SCOPED_SESSIONS_KEY] = []
+            # Outside pyramid_tm (which commits, then zope.sqlalchemy closes the session) and EXCVIEW.
+            config.add_tween(TWEEN, over=("pyramid_tm.tm_tween_factory", EXCVIEW))
+        scoped.append(factory)
+    return factory
 
 
 def setup_request_session(
@@ -206,8 +270,6 @@ def _make_router(
     extras.require("sqlalchemy", "db", "c2cwsgiutils.db")
     import sqlalchemy  # noqa: PLC0415
 
-    from c2cwsgiutils.database import routing  # noqa: PLC0415
-
     config.include("c2cwsgiutils.db")
     config.include("c2cwsgiutils.database.maintenance")
     settings = config.get_settings()
@@ -225,16 +287,39 @@ def _make_router(
     slave_url = settings.get(f"{slave_prefix}.url") if slave_prefix else None
     if slave_prefix and slave_url and sqlalchemy.make_url(slave_url) != primary.url:
         replica = engine(slave_prefix)
-        if slave_prefix not in made:
-            pass  # made by an earlier session, with its fallback
-        elif type(replica.dialect) is type(primary.dialect):
+    # A replica made by an earlier session has its fallback already.
+    new_replica = slave_prefix is not None and slave_prefix in made
+    return _route(
+        primary,
+        replica,
+        force_master,
+        force_slave,
+        db_settings,
+        new_replica,
+        (master_prefix, slave_prefix or ""),
+    )
+
+
+def _route(  # noqa: PLR0917 (the router's parts)
+    primary: "Engine",
+    replica: "Engine",
+    force_master: Iterable[str] | None,
+    force_slave: Iterable[str] | None,
+    db_settings: DbSettings,
+    new_replica: bool,
+    names: tuple[str, str],
+) -> "Router":
+    """Make the router of two engines; a new replica gets its fallback to the primary."""
+    from c2cwsgiutils.database import routing  # noqa: PLC0415
+
+    if replica is not primary and new_replica:
+        if type(replica.dialect) is type(primary.dialect):
             routing.ReplicaFallback(replica, primary, db_settings.replica_retry, db_settings.connect_timeout)
         else:
             routing.LOG.warning(
                 "%s and %s use different drivers: reads will not fall back to the primary "
                 "when the replica is down",
-                master_prefix,
-                slave_prefix,
+                *names,
             )
     for each in (primary, replica):
         routing.listen_read_only_errors(each)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections import Counter
 from typing import Any
 
@@ -31,6 +32,7 @@ from pyramid.response import Response
 from c2cwsgiutils import broadcast, client_info, request_tracking, scrub
 from c2cwsgiutils.config_utils import SettingsGroup, setting
 from c2cwsgiutils.include import first_time
+from c2cwsgiutils.metrics import memory_maps
 from c2cwsgiutils.ops_views import add_ops_view
 from c2cwsgiutils.request_params import ParamError, duration_param, int_param
 from c2cwsgiutils.responses import json_error, json_response
@@ -58,6 +60,12 @@ class DebugSettings(SettingsGroup):
         "`debug/sleep`, and is the secret they ask for.",
         secret=True,
     )
+
+
+# Upstream 6.1's switch of its debug views, a boolean (its views then ask for C2C_SECRET or a
+# GitHub sign-in). Not read here: ours are on when DEBUG_VIEW_SECRET is set, and ask for it.
+CONFIG_KEY = "c2c.debug_view_enabled"
+ENV_KEY = "C2C_DEBUG_VIEW_ENABLED"
 
 
 def _process() -> dict[str, Any]:
@@ -149,6 +157,52 @@ def memory_by_type(limit: int = DEFAULT_MEMORY_LIMIT) -> dict[str, Any]:
     }
 
 
+_NOT_COUNTED = (type, types.ModuleType, types.FunctionType)
+
+
+def get_size(obj: Any) -> int:
+    """Return the bytes of ``obj`` and of every object it refers to, each counted once.
+
+    For the size of a cache and the like. Follows ``gc.get_referents`` (what the garbage collector
+    sees: containers' items, instances' ``__dict__``...), so cycles end and an object reached
+    twice counts once. Classes, modules and plain functions are neither counted nor followed (as
+    upstream): they are shared by the whole program, not owned by the value; so ``get_size`` of one
+    of them is 0. Walks the whole graph: its time grows with the number of objects reached.
+    """
+    if isinstance(obj, _NOT_COUNTED):
+        return 0
+    seen: set[int] = set()
+    total = 0
+    pending = [obj]
+    while pending:
+        batch = []
+        for each in pending:
+            if isinstance(each, _NOT_COUNTED) or id(each) in seen:
+                continue
+            seen.add(id(each))
+            total += sys.getsizeof(each, 0)
+            batch.append(each)
+        pending = gc.get_referents(*batch) if batch else []
+    return total
+
+
+def dump_memory_maps(pid: str = "self") -> list[dict[str, Any]]:
+    """Return the memory maps of a process (``/proc/<pid>/smaps``) with a PSS, as upstream's name does.
+
+    One ``{"name", "pss_kb", "rss_kb", "size_kb"}`` per mapped file (``""`` for anonymous memory);
+    ``[]`` when the process does not exist.
+    """
+    try:
+        maps = memory_maps.read_memory_maps(pid)
+    except memory_maps.ProcessGoneError:
+        return []
+    return [
+        {"name": name, **{f"{kind}_kb": size for kind, size in sizes.items()}}
+        for name, sizes in maps.items()
+        if sizes["pss"] > 0
+    ]
+
+
 def memory_view(request: Request) -> Response:
     """Answer the object types holding most memory, per process."""
     try:
@@ -237,3 +291,8 @@ def includeme(config: Configurator) -> None:
     config.include("c2cwsgiutils.broadcast")
     broadcast.subscribe(STACKS_CHANNEL, dump_stacks)
     broadcast.subscribe(MEMORY_CHANNEL, memory_by_type)
+
+
+def init(config: Configurator) -> None:
+    """Include the feature: upstream's older name; prefer ``config.include("c2cwsgiutils.debug")``."""
+    config.include(includeme)

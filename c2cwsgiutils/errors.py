@@ -288,3 +288,8 @@ def includeme(config: Configurator) -> None:
     if no_more_data is not None:
         add(views.client_disconnected, no_more_data)
     add(views.unexpected, Exception)
+
+
+def init(config: Configurator) -> None:
+    """Include the feature: upstream's older name; prefer ``config.include("c2cwsgiutils.errors")``."""
+    config.include(includeme)

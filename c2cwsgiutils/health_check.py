@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import contextvars
 import dataclasses
+import enum
 import logging
 import math
 import os
@@ -20,9 +21,10 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import requests
 from pyramid.config import Configurator
 from pyramid.request import Request
@@ -106,6 +108,73 @@ def _local_base_url() -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+MAX_RESULT_BYTES = 64 * 1024
+"""The largest ``result`` a failure carries (:class:`JsonCheckException`), in bytes of JSON."""
+MAX_RESULT_DEPTH = 32
+"""The deepest nesting of lists and objects a failure's ``result`` may have."""
+
+
+class JsonCheckException(Exception):  # noqa: N818 (upstream's name)
+    """A check's failure that carries JSON data: the report shows it as the failure's ``result``.
+
+    ``message`` is the failure's message; ``json`` any value orjson can encode (dicts, lists,
+    strings, numbers...). Its strings are scrubbed of secrets; a value that is too large
+    (:data:`MAX_RESULT_BYTES`), too deep or cannot be encoded is left out, and the failure says why
+    under ``result_omitted``.
+    """
+
+    def __init__(self, message: str, json: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.json = json
+
+    def __str__(self) -> str:
+        return self.message
+
+    def json_data(self) -> Any:
+        """Return the data the failure carries."""
+        return self.json
+
+
+def _scrubbed(value: Any, clean: Callable[[str], str], depth: int = 0) -> Any:
+    """Return a copy of ``value`` with every string cleaned; raise ValueError when it is too deep."""
+    if depth > MAX_RESULT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_RESULT_DEPTH} levels")
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {
+            (clean(key) if isinstance(key, str) else key): _scrubbed(item, clean, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item, clean, depth + 1) for item in value]
+    return value
+
+
+def _public_text(text: str) -> str:
+    return scrub.mask_urls(scrub_message(text))
+
+
+def failure_result(error: JsonCheckException, development: bool = False) -> dict[str, Any]:
+    """Return what a :class:`JsonCheckException` adds to its failure: ``result``, or ``result_omitted``.
+
+    Its strings are scrubbed of secrets and, but in development, of URLs, as the failure's
+    message is. Never raises: a result that cannot be shown is left out, with the reason.
+    """
+    data = error.json_data()
+    if data is None:
+        return {}
+    try:
+        result = _scrubbed(data, scrub_message if development else _public_text)
+        size = len(orjson.dumps(result))
+    except (ValueError, TypeError, RecursionError) as problem:  # orjson.JSONEncodeError is a TypeError
+        return {"result_omitted": f"the check's JSON cannot be encoded: {problem}"[:MAX_MESSAGE]}
+    if size > MAX_RESULT_BYTES:
+        return {"result_omitted": f"the check's JSON is {size} bytes, more than {MAX_RESULT_BYTES}"}
+    return {"result": result}
+
+
 class CheckTimeoutError(Exception):
     """A check did not finish within its timeout."""
 
@@ -137,6 +206,17 @@ MAX_RUNS_IN_FLIGHT = 4
 
 class CheckBusyError(Exception):
     """Too many runs of a check that reads the request are in flight (its dependency hangs)."""
+
+
+class EngineType(enum.Enum):
+    """Which engines of a session :meth:`HealthCheck.add_db_session_check` checks (upstream 6.1's values)."""
+
+    READ_ONLY = 1
+    """The replica (the primary when there is no replica)."""
+    WRITE_ONLY = 2
+    """The primary."""
+    READ_AND_WRITE = 3
+    """Both, each as its own check (the default)."""
 
 
 @dataclasses.dataclass
@@ -211,8 +291,15 @@ class HealthCheck:
         check_cb: Callable[[Request, requests.Response], Any] | None = None,
         timeout: float = 3,
         level: int = 1,
+        *,
+        params: "Mapping[str, str] | Callable[[Request], Mapping[str, str]] | None" = None,
+        headers: "Mapping[str, str] | Callable[[Request], Mapping[str, str]] | None" = None,
     ) -> None:
         """Check that a GET of ``url`` (or of ``url(request)``) answers below 400, then passes ``check_cb``.
+
+        ``params`` (the query) and ``headers``, each a mapping or a function of the request, are
+        upstream 6.1's keywords (c2cgeoportal's checker passes both); keyword-only, since the
+        original's third positional argument is ``check_cb``.
 
         An error status (4xx, 5xx) fails the check before ``check_cb`` is called, as the
         original's did: ``check_cb`` adds to the status check, never replaces it. The check is
@@ -231,7 +318,9 @@ class HealthCheck:
         def check(request: Request) -> None:
             internal = self._internal_request()
             target = url if isinstance(url, str) else url(internal)
-            response = requests.get(target, timeout=timeout)
+            query = params(internal) if callable(params) else params
+            sent_headers = headers(internal) if callable(headers) else headers
+            response = requests.get(target, params=query, headers=sent_headers, timeout=timeout)
             response.raise_for_status()
             if check_cb is not None:
                 check_cb(internal, response)
@@ -251,6 +340,8 @@ class HealthCheck:
         at_least_one_model: Any = None,
         level: int = 1,
         timeout: float | None = None,
+        *,
+        engine_type: EngineType = EngineType.READ_AND_WRITE,
     ) -> None:
         """Add one check per engine of a ``setup_session`` session, named ``db_engine_<prefix>``.
 
@@ -258,14 +349,23 @@ class HealthCheck:
         ``query_cb(session)`` (default: ``SELECT 1``) on its engine and, with
         ``at_least_one_model``, fails when that model's table has no row. The replica's check
         fails while the replica does not answer, even though reads then go to the primary.
+        ``engine_type`` (upstream 6.1's keyword; keyword-only here, as ``timeout`` is fifth) checks
+        the primary only (``WRITE_ONLY``) or the replica only (``READ_ONLY``); a session without
+        a replica has one check either way.
         """
         extras.require("sqlalchemy", "db", "the database health check")
         router = _router_of(session)
         check_session = _check_session(router)
         engines = self._engines_of(router)
-        for index, (prefix, engine) in enumerate(engines):
+        has_replica = len(engines) > 1
+        wanted = {
+            EngineType.READ_AND_WRITE: engines,
+            EngineType.WRITE_ONLY: engines[:1],
+            EngineType.READ_ONLY: engines[-1:],
+        }[engine_type]
+        for prefix, engine in wanted:
             # With a replica, the primary is not used during read-only maintenance: not checked.
-            skip_in_maintenance = index == 0 and len(engines) > 1
+            skip_in_maintenance = has_replica and engine is engines[0][1]
             self.add_check(
                 f"db_engine_{prefix}",
                 _DbCheck(check_session, engine, query_cb, at_least_one_model, skip_in_maintenance),
@@ -282,24 +382,31 @@ class HealthCheck:
         version_schema: str | None = None,
         version_table: str | None = None,
         *,
+        name: str | None = None,
         timeout: float | None = None,
     ) -> None:
         """Check that every engine of the session is at the head revision of the alembic scripts.
 
         Named ``alembic_<path>`` with ``/`` replaced by ``_`` (``alembic_app_alembic.ini`` for
         ``/app/alembic.ini``). A relative path is taken from the current directory, now.
-        ``version_schema`` and ``version_table`` default to the ini's ``version_table_schema`` and
-        ``version_table`` options, else alembic's ``alembic_version``.
+        ``name`` is the ini file's section (upstream 6.1's keyword, ``alembic`` when not given, as
+        alembic's ``--name``); when given, the check's name ends with ``_<name>``, so that one file
+        can hold several migrations (c2cgeoportal's ``main`` and ``static``).
+        ``version_schema`` and ``version_table`` default to the section's ``version_table_schema``
+        and ``version_table`` options, else alembic's ``alembic_version``.
         """
         extras.require("alembic", "alembic", "the alembic health check")
-        name = "alembic_" + alembic_ini_path.replace("/", "_").strip("_")
+        # Keyword-only: the original's fourth positional argument is version_schema, 6.1's is name.
+        check_name = "alembic_" + alembic_ini_path.replace("/", "_").strip("_")
+        if name is not None:
+            check_name += "_" + name
         ini_path = os.path.abspath(alembic_ini_path)
         if not os.path.isfile(ini_path):
             raise FileNotFoundError(f"the alembic configuration {ini_path} does not exist")
         engines = self._engines_of(_router_of(session))
         self.add_check(
-            name,
-            _AlembicCheck(ini_path, engines, version_schema, version_table),
+            check_name,
+            _AlembicCheck(ini_path, name or "alembic", engines, version_schema, version_table),
             level,
             timeout,
             uses_request=False,
@@ -478,6 +585,8 @@ class HealthCheck:
             message = scrub_message(str(error) or type(error).__name__)
             LOG.warning("health check %s failed: %s", outcome.name, message)
             failure: dict[str, Any] = {"message": message if self._development else public_message(error)}
+            if isinstance(error, JsonCheckException):
+                failure.update(failure_result(error, self._development))
             if self._development and not isinstance(error, CheckTimeoutError):
                 failure["stacktrace"] = [
                     scrub_message(line)
@@ -597,11 +706,13 @@ class _AlembicCheck:
     def __init__(
         self,
         ini_path: str,
+        section: str,
         engines: "list[tuple[str, Engine]]",
         version_schema: str | None,
         version_table: str | None,
     ) -> None:
         self.ini_path = ini_path
+        self.section = section
         self.engines = engines
         self.version_schema = version_schema
         self.version_table = version_table
@@ -611,7 +722,7 @@ class _AlembicCheck:
         from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
         from alembic.script import ScriptDirectory  # noqa: PLC0415
 
-        config = Config(self.ini_path)
+        config = Config(self.ini_path, ini_section=self.section)
         heads = set(ScriptDirectory.from_config(config).get_heads())
         options: dict[str, Any] = {
             "version_table": self.version_table

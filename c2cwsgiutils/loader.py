@@ -16,7 +16,9 @@ sections gets the default logging configuration built from those variables.
 
 :func:`check_config` runs the same loading, short of calling the app's factory and installing
 the logging configuration, so that ``c2cwsgiutils_run`` accepts a file exactly when the workers
-will load it. Also registered as the plaster scheme ``c2c`` (``pserve c2c://production.ini``).
+will load it. Also registered as the plaster scheme ``c2c`` (``pserve c2c://production.ini``);
+an app may subclass :class:`Loader` for a scheme of its own, as c2cgeoportal does (overriding
+``get_wsgi_app_settings`` and calling ``super()``).
 """
 
 import configparser
@@ -46,7 +48,10 @@ class ConfigFileError(Exception):
 
 
 def environ_defaults(environ: Mapping[str, str]) -> dict[str, str]:
-    """Return the environment as interpolation defaults (see the module's documentation)."""
+    """Return the environment as interpolation defaults (see the module's documentation).
+
+    Also :func:`c2cwsgiutils.get_config_defaults` (upstream's name), of ``os.environ``.
+    """
     result = {
         name: value.replace("%", "%%") for name, value in environ.items() if name.lower() not in _RESERVED
     }

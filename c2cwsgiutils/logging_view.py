@@ -300,3 +300,8 @@ def includeme(config: Configurator) -> None:
     if path is not None:
         config.include("c2cwsgiutils.broadcast")
         broadcast.subscribe(CHANNEL, _set_level)
+
+
+def install_subscriber(config: Configurator) -> None:
+    """Include the feature: upstream's older name; prefer ``config.include("c2cwsgiutils.logging_view")``."""
+    config.include(includeme)

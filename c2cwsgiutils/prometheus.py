@@ -13,10 +13,12 @@ Importing this module does not import ``prometheus_client`` (extra ``prometheus`
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import shutil
 import socketserver
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
@@ -34,6 +37,7 @@ from c2cwsgiutils.metrics.prometheus_merge import MultiprocessReader
 from c2cwsgiutils.rate_limited_warning import RateLimitedWarning
 from c2cwsgiutils.stats import Backend, Key, Tags
 
+LOG = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 """The text format every Prometheus reads (our names are classic ones: the body is the same)."""
@@ -91,6 +95,16 @@ class PrometheusSettings(SettingsGroup):
     def on(self) -> bool:
         """Tell whether the backend is on."""
         return self.view or self.port is not None
+
+
+def build_metric_name(postfix: str) -> str:
+    """Return ``postfix`` behind the toolkit's metric prefix (``C2C_PROMETHEUS_PREFIX``), as upstream does.
+
+    For an app's own collectors, named like the toolkit's. The prefix is read from the
+    environment only (no ini at hand), as upstream does: ``c2cwsgiutils_`` when unset or empty.
+    """
+    prefix: str = PrometheusSettings.declaration("prefix").resolve(None)
+    return prefix + postfix
 
 
 def metric_name(prefix: str, key: Key, suffix: str) -> str:
@@ -302,6 +316,52 @@ class _ProcessesCollector:
         return list(families.values())
 
 
+class MemoryMapCollector:
+    """Gauges of the memory maps of the gunicorn master and workers (``/proc/<pid>/smaps``).
+
+    Upstream's collector, for ``prometheus_client.REGISTRY.register(MemoryMapCollector("rss"))``:
+    ``<prefix>process_smap_<memory_type>_bytes{pid, name}``, one series per process and mapped
+    file (``name`` is its path, ``""`` for anonymous memory), those with a PSS above zero.
+    ``memory_type`` is ``pss`` (the default), ``rss`` or ``size``. ``pids`` names the processes;
+    by default those of :func:`gunicorn_pids` at each scrape (this process outside gunicorn).
+    A process that ended is skipped; one that cannot be read costs a rate-limited warning.
+    """
+
+    def __init__(self, memory_type: str = "pss", pids: Iterable[int | str] | None = None) -> None:
+        from c2cwsgiutils.metrics import memory_maps  # noqa: PLC0415
+
+        if memory_type not in memory_maps.KINDS:
+            raise ValueError(f"memory_type must be one of {memory_maps.KINDS}, not {memory_type!r}")
+        self.memory_type = memory_type
+        self.pids = None if pids is None else [str(pid) for pid in pids]
+        self._default_pids: Callable[[], list[int]] = gunicorn_pids
+
+    def collect(self) -> Iterable[Any]:
+        """Return the gauge family, read now (never raises: a scrape must not fail for it)."""
+        core = extras.require("prometheus_client.core", "prometheus", "MemoryMapCollector")
+        from c2cwsgiutils.metrics import memory_maps  # noqa: PLC0415
+
+        family = core.GaugeMetricFamily(
+            build_metric_name(f"process_smap_{self.memory_type}"),
+            f"Memory of each mapped file of the process ({self.memory_type.upper()} in /proc/<pid>/smaps).",
+            labels=["pid", "name"],
+            unit="bytes",
+        )
+        pids = self.pids if self.pids is not None else [str(pid) for pid in self._default_pids()]
+        for pid in pids:
+            try:
+                maps = memory_maps.read_memory_maps(pid)
+            except memory_maps.ProcessGoneError:
+                continue
+            except (OSError, ValueError) as error:
+                _WARN(f"cannot read the memory maps of process {pid}: {error}", kind="smaps")
+                continue
+            for name, sizes in maps.items():
+                if sizes["pss"] > 0:
+                    family.add_metric([pid, name], sizes[self.memory_type] * 1024)
+        return [family]
+
+
 def master_and_workers() -> list[int]:
     """Return this process (a gunicorn master) and its children."""
     try:
@@ -401,23 +461,77 @@ def mark_process_dead(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
-def serve_from_master(port: int, secret: str | None) -> None:
+def serve_from_master(port: int, secret: str | None, registry: Any = None, memory_maps: bool = False) -> None:
     """Serve the metrics of every worker on ``port`` from this process (the gunicorn master).
 
     On every address, for a scraper in another container; with ``secret``, only to a request
     that gives it (``X-API-Key`` header or ``secret`` parameter), as ``{C2C_BASE_PATH}/metrics``.
+    The collectors of ``registry``, when given, are served too (ours are added to it); with
+    ``memory_maps``, the PSS of each mapped file of every process (as upstream's :func:`start`: a
+    series per process and file, so not by default). A process forked later closes its copy of
+    the listening socket (:func:`cleanup`).
     """
     client = extras.require("prometheus_client", "prometheus", "C2C_PROMETHEUS_PORT")
-    registry = client.CollectorRegistry()
+    if registry is None:
+        registry = client.CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         registry.register(MultiprocessReader(os.environ[MULTIPROC_ENV]))
     registry.register(_ProcessesCollector(master_and_workers))
+    if memory_maps:
+        memory = MemoryMapCollector("pss")
+        memory._default_pids = master_and_workers
+        registry.register(memory)
     client.PlatformCollector(registry=registry)
     app = client.make_wsgi_app(registry)
     server = wsgiref.simple_server.make_server(
         "", port, app if secret is None else _guarded(app, secret), _ThreadingServer, _QuietHandler
     )
     threading.Thread(target=server.serve_forever, name="c2cwsgiutils-prometheus", daemon=True).start()
+    if not _served:
+        os.register_at_fork(after_in_child=cleanup)
+    _served.append((os.getpid(), server))
+
+
+# The master's metrics servers, with the pid that started each: a forked worker closes its copies.
+_served: list[tuple[int, socketserver.TCPServer]] = []
+
+
+def start(registry: Any = None) -> None:
+    """Serve the metrics on ``C2C_PROMETHEUS_PORT`` from this process (upstream 6.1's name).
+
+    For an app's own gunicorn configuration file, in its ``on_starting`` hook, as c2cgeoportal's
+    does; the configuration of ``c2cwsgiutils_run`` serves them itself (``when_ready``). Without
+    ``C2C_PROMETHEUS_PORT``, nothing. The image sets ``PROMETHEUS_MULTIPROC_DIR``; without it,
+    the multiprocess directory is prepared here, so that the workers forked next write there,
+    unless ``prometheus_client`` was imported already (it reads the variable on import: the
+    configuration file must then not import it before this call).
+    """
+    port = PrometheusSettings.declaration("port").resolve(None)
+    if port is None:
+        return
+    if not os.environ.get(MULTIPROC_ENV):
+        if "prometheus_client" in sys.modules:
+            LOG.warning(
+                "%s is not set and prometheus_client is imported already: the workers' metrics "
+                "will not reach the port; set it in the environment",
+                MULTIPROC_ENV,
+            )
+        else:
+            os.environ.update(prepare_multiprocess_directory(os.environ, os.getpid()))
+    secret = PrometheusSettings.declaration("secret").resolve(None)
+    serve_from_master(port, secret, registry, memory_maps=True)  # upstream's port has them
+
+
+def cleanup() -> None:
+    """In a process just forked (gunicorn's ``post_fork``): close the master's metrics sockets it inherited.
+
+    Upstream 6.1's name. It also runs by itself at every fork; the broadcasts, Redis and Sentry
+    clients start afresh in a forked process without being told.
+    """
+    for pid, server in _served:
+        if pid != os.getpid():
+            server.socket.close()
+    _served[:] = [(pid, server) for pid, server in _served if pid == os.getpid()]
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
@@ -463,3 +577,12 @@ def prepare_for_run(environ: Mapping[str, str], config_file: str, master_pid: in
     if not enabled(environ, app_settings(config_file)):
         return {}
     return prepare_multiprocess_directory(environ, master_pid)
+
+
+def includeme(config: Configurator) -> None:
+    """Include the metrics feature, which switches this backend on when ``C2C_PROMETHEUS`` says so.
+
+    Upstream's include subscribed the broadcast that gathers the workers' metrics; ours need none.
+    """
+    # By name: the metrics feature imports this module.
+    config.include("c2cwsgiutils.stats_pyramid")

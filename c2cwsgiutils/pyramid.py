@@ -17,10 +17,14 @@ FEATURES = (
     # The client's address, scheme and host from the trusted proxies: its tween is the topmost.
     "c2cwsgiutils.client_info",
     "c2cwsgiutils.ops_views",
+    # The GitHub sign-in of the ops views: routes only when C2C_AUTH_GITHUB_* configure it.
+    "c2cwsgiutils.auth_github",
     # Starts the broadcast transport; a feature that subscribes later applies the stored calls then.
     "c2cwsgiutils.broadcast",
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.errors",
+    # The fast_json renderer (orjson) that upstream's apps name in their views.
+    "c2cwsgiutils.pretty_json",
     # The app's cornice services (services.create): cornice itself only once one is registered.
     "c2cwsgiutils.services",
     "c2cwsgiutils.logging_view",

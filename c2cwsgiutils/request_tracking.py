@@ -357,3 +357,17 @@ def includeme(config: Configurator) -> None:
     REQUESTS_HOOKS.propagate_id = settings.requests_request_id
     if settings.requests_request_id:
         wrap_requests()
+
+
+def init(config: Configurator | None = None) -> None:
+    """Switch request tracking on (upstream's older name; prefer ``config.include(...)`` of this module).
+
+    Without ``config`` (upstream's form for a process without Pyramid), only the ``requests`` calls
+    are wrapped, as ``C2C_REQUESTS_REQUEST_ID`` says: an ID set in :data:`current_request_id` goes along.
+    """
+    if config is not None:
+        config.include(includeme)
+        return
+    REQUESTS_HOOKS.propagate_id = RequestTrackingSettings.resolve(None).requests_request_id
+    if REQUESTS_HOOKS.propagate_id:
+        wrap_requests()

@@ -4,8 +4,9 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_plus
 
-# A query parameter whose name contains one of these words carries a secret.
-_SECRET_NAME = re.compile(r"secret|password|passwd|token|api[_-]?key|access[_-]?key", re.IGNORECASE)
+# A query parameter whose name contains one of these words carries a secret; so does one named
+# exactly `code`, OAuth 2's authorization code (the GitHub sign-in's callback), not `postcode`.
+_SECRET_NAME = re.compile(r"secret|password|passwd|token|api[_-]?key|access[_-]?key|^code$", re.IGNORECASE)
 # A value ends at the next parameter, at whitespace (the text around a URL, such as the protocol
 # after the target in a request line) and at a fragment.
 _PARAM = re.compile(r"([^&;=\s#]+)=([^&;\s#]*)")

@@ -428,6 +428,31 @@ def capture_exceptions() -> Iterator[None]:
         raise
 
 
+def filter_wsgi_app(application: Callable[..., Any]) -> Callable[..., Any]:
+    """Report to Sentry what escapes ``application`` (upstream 6.1's name).
+
+    Sentry is set up from the environment first, as :func:`includeme` without a configurator;
+    without ``SENTRY_URL``, ``application`` itself is returned. The toolkit's error views already
+    report what a Pyramid app raises: this catches what other WSGI layers raise.
+    """
+    if not is_on():  # set up by the app's own include (which knows its ini's secrets), else here
+        init()
+    if not is_on():
+        return application
+
+    def reporting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with capture_exceptions():
+            return application(environ, start_response)
+
+    return reporting
+
+
+def filter_factory(global_conf: Mapping[str, Any] | None = None, **local_conf: Any) -> Callable[..., Any]:
+    """PasteDeploy's filter: ``egg:c2cwsgiutils#sentry`` in a ``[pipeline:main]``, as c2cgeoportal's ini."""
+    del global_conf, local_conf  # everything comes from the environment, as upstream
+    return filter_wsgi_app
+
+
 def reset() -> None:
     """Forget the client (for tests): the next :func:`init` makes a new one."""
     if is_on():
@@ -435,8 +460,16 @@ def reset() -> None:
     _state.clear()
 
 
-def includeme(config: Configurator) -> None:
-    """Report errors to Sentry when ``SENTRY_URL`` is set."""
+def includeme(config: Configurator | None = None) -> None:
+    """Report errors to Sentry when ``SENTRY_URL`` is set.
+
+    Without a configurator (upstream 6's form, which tilecloud-chain's generation scripts call),
+    from the environment alone, unless a client is there already.
+    """
+    if config is None:
+        if not is_on():  # a client made from an ini knows more secrets to mask: keep it
+            init()
+        return
     if not first_time(config, "sentry"):
         return
     init(config.get_settings())

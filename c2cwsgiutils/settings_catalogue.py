@@ -18,6 +18,7 @@ from c2cwsgiutils.config_utils import Setting, SettingError, SettingsGroup, look
 # The modules that declare settings, in the order the docs show them.
 FEATURE_MODULES = (
     "c2cwsgiutils.ops_views",
+    "c2cwsgiutils.auth",
     "c2cwsgiutils.errors",
     "c2cwsgiutils.request_tracking",
     "c2cwsgiutils.client_info",

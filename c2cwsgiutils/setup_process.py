@@ -96,25 +96,38 @@ class PyramidEnv(TypedDict):
     app: Any
 
 
-def _config_path(config_uri: str | None) -> tuple[str, str, bool]:
-    """Return ``(ini path, app name, whether it was given)`` of a path or plaster URI.
+OWN_SCHEMES = frozenset(("c2c", "c2c+ini", "file+ini"))
+"""The plaster schemes :mod:`c2cwsgiutils.loader` reads (``file+ini`` is a plain path's).
+
+Any other ``file+<extension>`` is a plain path too (``/app/production.conf``), read as an ini.
+"""
+
+
+def _config_path(config_uri: str | None) -> tuple[str, str, bool, str]:
+    """Return ``(ini path, app name, whether it was given, plaster scheme)`` of a path or plaster URI.
 
     ``c2c:///app/production.ini``, ``c2c://production.ini``, ``production.ini#main`` and plain
     paths all name an ini file that :mod:`c2cwsgiutils.loader` reads; None means
     ``C2CWSGIUTILS_CONFIG`` (default ``/app/production.ini``).
     """
     if config_uri is None:
-        return wsgi_app.config_file(), "main", False
+        return wsgi_app.config_file(), "main", False, "c2c"
     uri = plaster.parse_uri(config_uri)
-    return uri.path, uri.fragment or "main", True
+    return uri.path, uri.fragment or "main", True, uri.scheme
 
 
-def _loader_of(config_uri: str | None) -> tuple[loader.Loader | None, str]:
-    """Return the loader of the ini file and the app's name; no loader when the default file is missing.
+def _loader_of(config_uri: str | None) -> tuple[Any, str]:
+    """Return the plaster loader of the configuration and the app's name.
 
-    A file that was named and does not exist raises :class:`~c2cwsgiutils.loader.ConfigFileError`.
+    Our :class:`~c2cwsgiutils.loader.Loader` for our schemes and plain paths; for another scheme
+    (``c2cgeoportal://development.ini``), the loader plaster finds for it, often a subclass of
+    ours. No loader when the default file is missing; a file that was named and does not exist
+    raises :class:`~c2cwsgiutils.loader.ConfigFileError`.
     """
-    path, app_name, given = _config_path(config_uri)
+    path, app_name, given, scheme = _config_path(config_uri)
+    if scheme not in OWN_SCHEMES and not scheme.startswith("file+"):
+        assert config_uri is not None  # noqa: S101 (the default is ours)
+        return plaster.get_loader(config_uri, protocols=["wsgi"]), app_name
     if not os.path.isfile(path):
         if given:
             raise loader.ConfigFileError(f"{path}: no such file")
@@ -134,7 +147,7 @@ def _main_logger() -> str:
     return str(name).split(".")[0]
 
 
-def _setup_logging(config_loader: loader.Loader | None, defaults: dict[str, str] | None = None) -> None:
+def _setup_logging(config_loader: Any, defaults: dict[str, str] | None = None) -> None:
     if config_loader is None:
         pyramid_logging.setup_default_logging(_main_logger())
     else:
@@ -205,12 +218,12 @@ def bootstrap_application(config_uri: str | None = None, options: dict[str, str]
     """Apply the ini file's logging configuration, load its app and return Pyramid's environment.
 
     As :func:`pyramid.paster.bootstrap`, through :mod:`c2cwsgiutils.loader` (``%(ENV_NAME)s``
-    and ``options`` are offered to the file). Call ``env["closer"]()`` when done.
+    and ``options`` are offered to the file), or through the loader plaster has for the URI's
+    scheme when it is not ours. Call ``env["closer"]()`` when done.
     """
-    path, app_name, _ = _config_path(config_uri)
-    if not os.path.isfile(path):
-        raise loader.ConfigFileError(f"{path}: no such file")
-    config_loader = loader.get_loader(path)
+    config_loader, app_name = _loader_of(config_uri)
+    if config_loader is None:
+        raise loader.ConfigFileError(f"{_config_path(config_uri)[0]}: no such file")
     config_loader.setup_logging(options)
     app = config_loader.get_wsgi_app(app_name, options)
     env: PyramidEnv = pyramid.scripting.prepare(registry=app.registry)

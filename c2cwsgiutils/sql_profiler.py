@@ -221,3 +221,8 @@ def includeme(config: Configurator) -> None:
         extras.require("sqlalchemy", "db", "the SQL profiler (SQL_PROFILER_SECRET)")
         config.include("c2cwsgiutils.broadcast")
         broadcast.subscribe(CHANNEL, _set_enabled)
+
+
+def init(config: Configurator) -> None:
+    """Include the feature: upstream's older name; prefer ``config.include("c2cwsgiutils.sql_profiler")``."""
+    config.include(includeme)

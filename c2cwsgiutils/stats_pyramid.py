@@ -413,3 +413,8 @@ def includeme(config: Configurator) -> None:
     init_db_spy()
     request_tracking.REQUESTS_HOOKS.measure = measure_outgoing
     request_tracking.wrap_requests()
+
+
+def init(config: Configurator) -> None:
+    """Include the feature: upstream's older name; prefer ``config.include("c2cwsgiutils.stats_pyramid")``."""
+    config.include(includeme)

@@ -5,14 +5,20 @@ The module overrides the plugin's ``app_url``, so the plugin's ``connection`` fi
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from c2cwsgiutils.acceptance.composition import ProcessComposition
-from c2cwsgiutils.acceptance.connection import Connection, UnexpectedStatusError, check_response
+from c2cwsgiutils.acceptance.connection import (
+    CacheExpected,
+    Connection,
+    UnexpectedStatusError,
+    check_response,
+)
 from tests.apps import echo as echo_app
 
 pytestmark = [pytest.mark.server]
@@ -212,6 +218,60 @@ def test_cacheable_refuses_no_cache(connection: Connection) -> None:
     connection.get("/echo?cache=max-age=60", cacheable=True)
     with pytest.raises(AssertionError, match="does not allow caching"):
         connection.get("/echo?cache=no-cache", cacheable=True)
+
+
+# Upstream 6.1's cache_expected.
+
+
+def test_cache_expected_no_is_cache_allowed_false(connection: Connection) -> None:
+    connection.get("/echo?cache=no-store", cache_expected=CacheExpected.NO)
+    with pytest.raises(AssertionError, match="does not forbid caching"):
+        connection.get("/echo", cache_expected=CacheExpected.NO)
+
+
+def test_cache_expected_yes_is_cacheable(connection: Connection) -> None:
+    connection.get("/echo?cache=max-age=60", cache_expected=CacheExpected.YES)
+    with pytest.raises(AssertionError, match="does not allow caching"):
+        connection.get("/echo?cache=no-cache", cache_expected=CacheExpected.YES)
+
+
+def test_cache_expected_dont_care_checks_nothing_and_is_the_default(connection: Connection) -> None:
+    for cache in ("no-cache", "max-age=60"):
+        connection.get(f"/echo?cache={cache}", cache_expected=CacheExpected.DONT_CARE)
+        connection.get(f"/echo?cache={cache}")
+
+
+CALLS: dict[str, Callable[[Connection, CacheExpected], Any]] = {
+    "get": lambda c, expected: c.get("/echo", cache_expected=expected),
+    "get_raw": lambda c, expected: c.get_raw("/echo", cache_expected=expected),
+    "get_json": lambda c, expected: c.get_json("/echo", cache_expected=expected),
+    "get_xml": lambda c, expected: c.get_xml("/xml", cache_expected=expected),
+    "post": lambda c, expected: c.post("/echo", cache_expected=expected),
+    "post_json": lambda c, expected: c.post_json("/echo", json={}, cache_expected=expected),
+    "post_files": lambda c, expected: c.post_files("/echo", files={"f": b"x"}, cache_expected=expected),
+    "put_json": lambda c, expected: c.put_json("/echo", {}, cache_expected=expected),
+    "patch_json": lambda c, expected: c.patch_json("/echo", {}, cache_expected=expected),
+    "delete": lambda c, expected: c.delete("/echo", 200, cache_expected=expected),
+    "options": lambda c, expected: c.options("/echo", cache_expected=expected),
+}
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_every_method_takes_cache_expected(connection: Connection, method: str) -> None:
+    """The methods upstream 6.1 gives it; the answers here have no Cache-Control."""
+    CALLS[method](connection, CacheExpected.DONT_CARE)
+    with pytest.raises(AssertionError, match="does not forbid caching"):
+        CALLS[method](connection, CacheExpected.NO)
+
+
+def test_check_response_takes_cache_expected_as_keyword_or_third(app_url: str) -> None:
+    response = requests.get(f"{app_url}/echo", timeout=10)
+    check_response(response, 200, cache_expected=CacheExpected.YES)
+    check_response(response, 200, CacheExpected.DONT_CARE)
+    with pytest.raises(AssertionError, match="does not forbid caching"):
+        check_response(response, 200, cache_expected=CacheExpected.NO)
+    with pytest.raises(AssertionError, match="does not forbid caching"):
+        check_response(response, 200, CacheExpected.NO)
 
 
 def test_absolute_urls_are_used_as_they_are(connection: Connection, app_url: str) -> None:

@@ -107,6 +107,30 @@ def test_alembic_check_is_level_2_and_named_after_its_path(fresh_database: str) 
     assert app.get("/c2c/health_check?max_level=2").json["successes"] == [name]
 
 
+def test_alembic_check_reads_the_section_it_is_named_after(fresh_database: str, tmp_path: Path) -> None:
+    """Upstream 6.1's ``name=``, as c2cgeoportal calls it: one file, a section per migration."""
+    upgrade(fresh_database)  # into alembic_version, the table the [main] section names by default
+    ini = tmp_path / "alembic.ini"
+    scripts = APP_DIR / "alembic"
+    ini.write_text(
+        f"[main]\nscript_location = {scripts}\n\n"
+        f"[static]\nscript_location = {scripts}\nversion_table = static_version\n",
+        encoding="utf-8",
+    )
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        session = setup_session(config, "sqlalchemy")[0]
+        health_check.add_alembic_check(session, alembic_ini_path=str(ini), name="main", level=1)
+        health_check.add_alembic_check(session, alembic_ini_path=str(ini), name="static", level=1)
+
+    report = make_app(setup, **{"sqlalchemy.url": fresh_database}).get("/c2c/health_check", status=500).json
+    path = str(ini).replace("/", "_").strip("_")
+    assert report["successes"] == [f"alembic_{path}_main"]
+    assert report["failures"][f"alembic_{path}_static"]["message"] == (
+        "sqlalchemy is at revision none, the scripts' head is 0001_hello"
+    )
+
+
 def test_alembic_check_needs_an_existing_file(postgres_url: str) -> None:
     with pytest.raises(FileNotFoundError):
         alembic_app(postgres_url, "/no/such/alembic.ini")

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -18,6 +19,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 
 from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.stub_server import QuietHandler, stub_server
 from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.health_check import HealthCheck
 from testing import health_check_app
@@ -34,6 +36,40 @@ def _dispose_engines() -> Iterator[None]:
 
 
 # URL checks, calling a real server.
+
+
+class _Recorder(QuietHandler):
+    """Answers 200 and keeps the path and headers of each GET."""
+
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.seen.append((self.path, dict(self.headers)))
+        self.send_body(200, b"{}")
+
+
+def test_url_check_sends_upstream_61_s_params_and_headers_from_functions_of_the_request() -> None:
+    """c2cgeoportal's checker: ``params`` a mapping, ``headers`` a function of the (internal) request."""
+    _Recorder.seen = []
+    with stub_server(_Recorder) as url:
+
+        def setup(health_check: HealthCheck, config: Configurator) -> None:
+            health_check.add_url_check(
+                url=lambda request: url + "/search",
+                name="checker_fulltextsearch",
+                params={"query": "berne", "limit": "1"},
+                headers=lambda request: {"Host": "geo.test", "X-From": request.host},
+                level=1,
+                timeout=5,
+            )
+
+        app = make_app(setup, **{"c2c.health_check_base_url": "http://127.0.0.1:6543"})
+        assert app.get("/c2c/health_check", headers={"Host": "evil.test"}).json["successes"] == [
+            "checker_fulltextsearch"
+        ]
+    ((path, headers),) = _Recorder.seen
+    assert path == "/search?query=berne&limit=1"
+    assert (headers["Host"], headers["X-From"]) == ("geo.test", "127.0.0.1:6543")
 
 
 def test_url_check_is_named_by_its_url_and_scrubs_secrets(start_server: StartServer) -> None:

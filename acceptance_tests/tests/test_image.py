@@ -1,7 +1,7 @@
 """The example app's image (acceptance_tests/app/Dockerfile, FROM the base image), run for real.
 
 Runs when C2C_TEST_IMAGE names the app image, as `make acceptance-image` does after building it;
-the containers are buildah working containers on the host network (c2cwsgiutils.acceptance.image).
+the containers are buildah working containers on the host network (c2cwsgiutils.acceptance.container_image).
 `app` is the suite's image composition (``--c2c-composition image``, acceptance_tests/tests/conftest.py).
 The image built from a Dockerfile written for the original base image (no USER line) is the legacy
 app's, tested by its own suite (acceptance_tests/tests_legacy) in the same make target.
@@ -20,7 +20,7 @@ import requests
 
 from c2cwsgiutils import settings_catalogue
 from c2cwsgiutils.acceptance.composition import BaseComposition, ImageComposition
-from c2cwsgiutils.acceptance.image import ImageServer, image_config
+from c2cwsgiutils.acceptance.container_image import ImageServer, image_config
 from c2cwsgiutils.acceptance.sentry import SentryReceiver
 from c2cwsgiutils.acceptance.source_address import session_from
 from testing.fixtures import Load

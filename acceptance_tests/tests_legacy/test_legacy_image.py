@@ -13,7 +13,7 @@ import pytest
 
 from c2cwsgiutils.acceptance.composition import BaseComposition, ImageComposition
 from c2cwsgiutils.acceptance.connection import Connection
-from c2cwsgiutils.acceptance.image import ImageServer, image_config
+from c2cwsgiutils.acceptance.container_image import ImageServer, image_config
 from c2cwsgiutils.acceptance.utils import wait_until
 from c2cwsgiutils.server import worker_readiness
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, cast, overload
 
-from c2cwsgiutils.acceptance.image import ImageServer, run_in_image
+from c2cwsgiutils.acceptance.container_image import ImageServer, run_in_image
 from c2cwsgiutils.acceptance.server import AppServer
 from c2cwsgiutils.acceptance.utils import BackgroundService, wait_url
 

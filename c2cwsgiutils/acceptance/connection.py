@@ -6,8 +6,10 @@ so a failing test names the ID to look for in the server's logs.
 The methods take the original c2cwsgiutils' arguments in its order, so that its users' suites run
 unchanged: ``get(url, expected_status, params, headers, cors, cache_allowed)``,
 ``post_json(url, data, json, expected_status, ...)``, ``delete(url, expected_status=204, ...)``...
+Upstream 6.1's ``cache_expected=`` (a :class:`CacheExpected`) is taken too, as a keyword.
 """
 
+import enum
 import importlib
 import os
 import uuid
@@ -31,6 +33,17 @@ _NO_CACHE = ("no-store", "no-cache", "max-age=0", "private")
 
 
 Schema = str | Path | None
+
+
+class CacheExpected(enum.Enum):
+    """What an answer's ``Cache-Control`` must say: upstream 6.1's form of ``cache_allowed``/``cacheable``."""
+
+    NO = 0
+    """It forbids caching (as ``cache_allowed=False``)."""
+    YES = 1
+    """It allows caching (as ``cacheable=True``)."""
+    DONT_CARE = 2
+    """Not checked (our default; upstream's methods default to ``NO``)."""
 
 
 class UnexpectedStatusError(AssertionError):
@@ -69,8 +82,9 @@ class Connection:
     :class:`UnexpectedStatusError`), ``headers``, ``cors`` (send ``Origin: {origin}`` and check
     that ``Access-Control-Allow-Origin`` allows it), ``cache_allowed`` (``False``: the answer's
     ``Cache-Control`` must forbid caching; ``True`` or ``None``: not checked, as the original's
-    ``True``) and ``cacheable`` (``True``: the answer must allow caching). Other keyword arguments
-    go to :meth:`requests.Session.request` (``params``, ``allow_redirects``, ``data``...).
+    ``True``) and ``cacheable`` (``True``: the answer must allow caching), or upstream 6.1's
+    ``cache_expected`` (:class:`CacheExpected`) for either. Other keyword arguments go to
+    :meth:`requests.Session.request` (``params``, ``allow_redirects``, ``data``...).
 
     ``cors`` and ``cache_allowed`` are not checked unless asked, where the original checked both
     by default: a suite written for it passes here too, and a new one says what it means to check.
@@ -111,6 +125,7 @@ class Connection:
         cors: bool = False,
         cache_allowed: bool | None = None,
         cacheable: bool = False,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> requests.Response:
         """Make one request, check its status, CORS and caching answers, and return the response."""
@@ -129,7 +144,7 @@ class Connection:
         _check_status(response, expected_status, request_id)
         if cors:
             self._check_cors(response, request_id)
-        _check_cache(response, cache_allowed, cacheable, request_id)
+        _check_cache(response, *_cache_checks(cache_allowed, cacheable, cache_expected), request_id)
         return response
 
     def _check_cors(self, response: requests.Response, request_id: str) -> None:
@@ -148,6 +163,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> requests.Response:
         """GET and return the :class:`requests.Response`."""
@@ -159,6 +176,7 @@ class Connection:
             headers=headers,
             cors=cors,
             cache_allowed=cache_allowed,
+            cache_expected=cache_expected,
             **kwargs,
         )
 
@@ -170,10 +188,21 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> str:
         """GET and return the body as text."""
-        return self.get_raw(url, expected_status, params, headers, cors, cache_allowed, **kwargs).text
+        return self.get_raw(
+            url,
+            expected_status,
+            params,
+            headers,
+            cors,
+            cache_allowed,
+            cache_expected=cache_expected,
+            **kwargs,
+        ).text
 
     def get_json(  # noqa: PLR0917 (the original's positional arguments)
         self,
@@ -183,10 +212,21 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> Any:
         """GET and return the JSON body, parsed."""
-        return self.get_raw(url, expected_status, params, headers, cors, cache_allowed, **kwargs).json()
+        return self.get_raw(
+            url,
+            expected_status,
+            params,
+            headers,
+            cors,
+            cache_allowed,
+            cache_expected=cache_expected,
+            **kwargs,
+        ).json()
 
     def get_xml(  # noqa: PLR0917 (the original's positional arguments)
         self,
@@ -197,6 +237,8 @@ class Connection:
         params: Params = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> "ElementTree.ElementTree[ElementTree.Element]":
         """GET and return the XML document (``.getroot()`` is its root element).
@@ -205,7 +247,16 @@ class Connection:
         (which must then be installed) says. The document is parsed with the standard library,
         which trusts it: use it on your own app.
         """
-        response = self.get_raw(url, expected_status, params, headers, cors, cache_allowed, **kwargs)
+        response = self.get_raw(
+            url,
+            expected_status,
+            params,
+            headers,
+            cors,
+            cache_allowed,
+            cache_expected=cache_expected,
+            **kwargs,
+        )
         if schema is not None:
             _validate(response.content, schema, f"GET {response.url}")
         return ElementTree.ElementTree(ElementTree.fromstring(response.content))  # noqa: S314
@@ -218,6 +269,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> str:
         """POST ``data`` (bytes, text or a form mapping) and return the body as text."""
@@ -229,6 +282,7 @@ class Connection:
             headers=headers,
             cors=cors,
             cache_allowed=cache_allowed,
+            cache_expected=cache_expected,
             **kwargs,
         ).text
 
@@ -241,6 +295,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> Any:
         """POST and return the answer, parsed: ``json`` is sent as a JSON body, ``data`` as it is.
@@ -258,6 +314,7 @@ class Connection:
                 headers=headers,
                 cors=cors,
                 cache_allowed=cache_allowed,
+                cache_expected=cache_expected,
                 **kwargs,
             )
         )
@@ -271,6 +328,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> Any:
         """POST a multipart form (``files`` as :mod:`requests` takes them); return the parsed answer."""
@@ -284,6 +343,7 @@ class Connection:
                 headers=headers,
                 cors=cors,
                 cache_allowed=cache_allowed,
+                cache_expected=cache_expected,
                 **kwargs,
             )
         )
@@ -296,6 +356,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> Any:
         """PUT ``json`` as a JSON body and return the answer, parsed."""
@@ -308,6 +370,7 @@ class Connection:
                 headers=headers,
                 cors=cors,
                 cache_allowed=cache_allowed,
+                cache_expected=cache_expected,
                 **kwargs,
             )
         )
@@ -320,6 +383,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> Any:
         """PATCH ``json`` as a JSON body and return the answer, parsed."""
@@ -332,6 +397,7 @@ class Connection:
                 headers=headers,
                 cors=cors,
                 cache_allowed=cache_allowed,
+                cache_expected=cache_expected,
                 **kwargs,
             )
         )
@@ -343,6 +409,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> requests.Response:
         """DELETE and return the response; 204 (No Content) is expected unless told otherwise."""
@@ -353,6 +421,7 @@ class Connection:
             headers=headers,
             cors=cors,
             cache_allowed=cache_allowed,
+            cache_expected=cache_expected,
             **kwargs,
         )
 
@@ -363,6 +432,8 @@ class Connection:
         headers: Headers = None,
         cors: bool = False,
         cache_allowed: bool | None = None,
+        *,
+        cache_expected: CacheExpected = CacheExpected.DONT_CARE,
         **kwargs: Any,
     ) -> requests.Response:
         """OPTIONS and return the response (its headers are the answer)."""
@@ -373,6 +444,7 @@ class Connection:
             headers=headers,
             cors=cors,
             cache_allowed=cache_allowed,
+            cache_expected=cache_expected,
             **kwargs,
         )
 
@@ -392,18 +464,36 @@ class Connection:
 def check_response(
     r: requests.Response,
     expected_status: ExpectedStatus = 200,
-    cache_allowed: bool | None = True,
+    cache_allowed: bool | CacheExpected | None = True,
     *,
     cacheable: bool = False,
+    cache_expected: CacheExpected = CacheExpected.DONT_CARE,
 ) -> None:
     """Check a response's status and, with ``cache_allowed=False``, that it forbids caching.
 
     The original's module-level check, for responses got without :class:`Connection`. A failure
-    is an :class:`AssertionError` that names the request and its ``X-Request-ID``.
+    is an :class:`AssertionError` that names the request and its ``X-Request-ID``. Upstream 6.1's
+    ``cache_expected`` is taken as a keyword or, as in upstream's signature, third.
     """
+    allowed: bool | None = True
+    if isinstance(cache_allowed, CacheExpected):
+        cache_expected = cache_allowed
+    else:
+        allowed = cache_allowed
     request_id = _request_id(r)
     _check_status(r, expected_status, request_id)
-    _check_cache(r, cache_allowed, cacheable, request_id)
+    _check_cache(r, *_cache_checks(allowed, cacheable, cache_expected), request_id)
+
+
+def _cache_checks(
+    cache_allowed: bool | None, cacheable: bool, cache_expected: CacheExpected
+) -> tuple[bool | None, bool]:
+    """Return ``(cache_allowed, cacheable)`` with upstream 6.1's ``cache_expected`` folded in."""
+    if cache_expected is CacheExpected.NO:
+        return False, cacheable
+    if cache_expected is CacheExpected.YES:
+        return cache_allowed, True
+    return cache_allowed, cacheable
 
 
 def _request_id(response: requests.Response) -> str:

@@ -1,244 +1,251 @@
-"""Run an image's command in a buildah working container on the host network, as a test server.
+"""Compare a screenshot with an expected PNG, within a similarity level, for acceptance tests.
 
-Same interface as :class:`c2cwsgiutils.acceptance.server.AppServer` (``url``, ``log``, ``port``,
-``stop``, context manager), for images built by ``scripts/image-build.sh``; the image composition
-(:class:`c2cwsgiutils.acceptance.composition.ImageComposition`) runs the app with it. With buildah's chroot
-isolation the container shares the host's network and process namespaces: the server listens on
-127.0.0.1, and the pids in its pid file are host pids. A second :meth:`exec` runs in the same root
-filesystem, so ``c2cwsgiutils_reload`` there finds the pid file the server wrote in its ``/tmp``.
+``check_image`` takes a decoded image (a numpy array), ``check_image_file`` a PNG on disk. The
+score is the structural similarity (SSIM: 7x7 uniform windows, K1=0.01, K2=0.03, the mean over the
+colour channels), the measure c2cwsgiutils 6.1 used through scikit-image, so the ``level`` of a
+suite written for it keeps its meaning; here it is computed with numpy alone, which spares the
+suite scipy. On a failure the actual image and a diff image are written to ``result_folder`` and
+named in the ``AssertionError``.
 
-With ``private_network=True`` the container gets a network namespace of its own (``unshare
---net``, loopback only), so it can listen on the image's default port whatever the host runs;
-:meth:`request` and :meth:`exec` then enter that namespace.
+Needs the ``test-images`` extra (Pillow and numpy). The buildah helpers that lived here before are
+in :mod:`c2cwsgiutils.acceptance.container_image`.
 """
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, TypeAlias
 
-import requests
+from c2cwsgiutils import extras
 
-from c2cwsgiutils.acceptance.server import free_port
-from c2cwsgiutils.acceptance.utils import BackgroundService
+_FEATURE = "c2cwsgiutils.acceptance.image (check_image)"
+extras.require("numpy", "test-images", _FEATURE)
+extras.require("PIL.Image", "test-images", _FEATURE)
 
-BUILDAH_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
-# Run by this Python inside the container's network namespace: one request, its outcome as JSON.
-_REQUEST = """
-import json, sys, requests
-method, url, body = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-try:
-    response = requests.request(method, url, json=body, timeout=10)
-except requests.RequestException as error:
-    print(json.dumps({"status": 0, "text": str(error)}))
-else:
-    print(json.dumps({"status": response.status_code, "text": response.text}))
-"""
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+from PIL import Image  # noqa: E402
 
+__all__ = ["MAX_PIXELS", "check_image", "check_image_file", "normalize_image", "similarity"]
 
-def buildah(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a buildah command with this project's storage settings; raise with its output on failure."""
-    env = {**os.environ, **{key: os.environ.get(key, value) for key, value in BUILDAH_ENV.items()}}
-    result = subprocess.run(
-        ["buildah", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"buildah {' '.join(args)}: exit {result.returncode}\n{result.stderr}")
-    return result
+Pixels: TypeAlias = npt.NDArray[np.uint8]
+"""An image as compared: height x width x 3 (RGB), one byte a channel."""
+NpNdarrayInt: TypeAlias = Pixels
+"""Upstream 6.1's name of :data:`Pixels`."""
+StrPath: TypeAlias = str | PathLike[str]
+
+MAX_PIXELS = 16 * 1024 * 1024
+"""The largest image compared (16 Mpx, a 5K screen); the comparison holds about 100 bytes a pixel."""
+_WINDOW = 7  # the side of the SSIM window, as scikit-image's default
+_K1, _K2, _DATA_RANGE = 0.01, 0.03, 255.0
+_WHITE = 255.0
 
 
-def image_config(image: str) -> dict[str, Any]:
-    """Return the image's configuration (Env, Cmd, User, Healthcheck, Labels, ExposedPorts...)."""
-    inspected = json.loads(buildah("inspect", "--type", "image", image).stdout)
-    config: dict[str, Any] = inspected["Docker"]["config"]
-    return config
+def _check_size(height: int, width: int, what: str) -> None:
+    """Refuse images too small for the SSIM window or too large for a test machine's memory."""
+    if height < _WINDOW or width < _WINDOW:
+        raise ValueError(f"{what} is {width}x{height}: at least {_WINDOW}x{_WINDOW} pixels are needed")
+    if height * width > MAX_PIXELS:
+        raise ValueError(f"{what} is {width}x{height}: more than {MAX_PIXELS} pixels")
 
 
-def run_in_image(
-    image: str, *command: str, env: Mapping[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run a command in a fresh working container of ``image`` (as ``docker run --rm``), then remove it."""
-    container = f"c2cwsgiutils-run-{uuid.uuid4().hex[:12]}"
-    buildah("from", "--quiet", "--name", container, image, timeout=300)
-    try:
-        env_args = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
-        return subprocess.run(
-            ["buildah", "run", "--network", "host", *env_args, container, "--", *command],
-            env={**os.environ, **BUILDAH_ENV},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    finally:
-        buildah("rm", container, check=False)
+def normalize_image(image: npt.NDArray[Any]) -> Pixels:
+    """Return ``image`` as RGB bytes: grey is spread to 3 channels, alpha is blended on white.
 
-
-class ImageServer(BackgroundService):
-    """The image's command (its ``CMD`` unless ``command`` is given) in a fresh working container.
-
-    ``env`` is added to the image's environment with ``buildah run -e``; by default the server binds
-    a free loopback port through ``GUNICORN_BIND``. ``port=8080, env={}`` runs it with nothing but
-    the image's defaults (which bind ``:8080``).
+    Accepts height x width (grey), or x 1, 2 (grey, alpha), 3 (RGB) or 4 (RGBA) channels, of
+    bytes, 16-bit integers, booleans or floats in [0, 1]. Always a new array: the caller's is
+    never changed.
     """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., np.newaxis]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"an image is height x width [x 1, 2, 3 or 4 channels], not {array.shape}")
+    _check_size(array.shape[0], array.shape[1], "the image")
+    if array.dtype == np.uint8:
+        values = array.astype(np.float64)
+    elif array.dtype == np.uint16:
+        values = array * (255.0 / 65535.0)
+    elif array.dtype == np.bool_:
+        values = array * 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        values = np.clip(array, 0.0, 1.0) * 255.0
+    else:
+        raise ValueError(f"image values of type {array.dtype} are not supported (uint8, uint16, bool, float)")
+    channels = values.shape[2]
+    if channels in (2, 4):  # the last channel is alpha: what shows through is a white page
+        alpha = values[..., -1:] / 255.0
+        values = values[..., :-1] * alpha + _WHITE * (1.0 - alpha)
+    if values.shape[2] == 1:
+        values = np.repeat(values, 3, axis=2)
+    return np.rint(values).astype(np.uint8)
 
-    def __init__(
-        self,
-        image: str,
-        *,
-        env: Mapping[str, str] | None = None,
-        port: int | None = None,
-        ready_path: str = "/c2c/",
-        command: tuple[str, ...] | None = None,
-        private_network: bool = False,
-    ) -> None:
-        self.image = image
-        self.port = port or free_port()
-        self.env = dict(env) if env is not None else {"GUNICORN_BIND": f"127.0.0.1:{self.port}"}
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.ready_path = ready_path
-        self.command = command
-        self.private_network = private_network
-        self.container = f"c2cwsgiutils-test-{uuid.uuid4().hex[:12]}"
-        self._workdir = tempfile.TemporaryDirectory(prefix="c2cwsgiutils-image-")
-        self.log_file = Path(self._workdir.name) / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._created = False
 
-    def url(self, path: str) -> str:
-        """Return the URL of a path on this server."""
-        return self.base_url + path
+def _read_png(filename: StrPath, what: str) -> Pixels:
+    """Decode an image file (PNG, or anything Pillow reads) into RGB bytes."""
+    with Image.open(filename) as opened:
+        width, height = opened.size
+        _check_size(height, width, f"{what} {filename}")
+        has_alpha = opened.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in opened.info
+        decoded = opened.convert("RGBA" if has_alpha else "RGB")
+    return normalize_image(np.asarray(decoded))
 
-    def start(self, timeout: float = 90.0) -> Self:
-        """Create the container, start the command, and wait until ``ready_path`` answers."""
-        try:
-            return self._start(timeout)
-        except BaseException:
-            self.close()
-            raise
 
-    def _start(self, timeout: float) -> Self:
-        command = self.command or tuple(image_config(self.image).get("Cmd") or ())
-        if not command:
-            raise ValueError(f"{self.image} has no CMD; give a command")
-        if not self.private_network:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    raise RuntimeError(f"port {self.port} is already taken on 127.0.0.1")
-        if not self._created:  # a restart after stop() runs the command again in the same container
-            buildah("from", "--quiet", "--name", self.container, self.image, timeout=300)
-            self._created = True
-        env_args = [arg for name, value in self.env.items() for arg in ("-e", f"{name}={value}")]
-        run = ["buildah", "run", "--network", "host", *env_args, self.container, "--", *command]
-        if self.private_network:
-            run = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *run]
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                run,
-                env={**os.environ, **BUILDAH_ENV},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"container command exited with {self.process.returncode}:\n{self.log()}")
-            if 0 < self.request("GET", self.ready_path)[0] < 500:
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.image} not ready on port {self.port} after {timeout}s:\n{self.log()}")
+def _write_png(filename: Path, image: Pixels) -> None:
+    Image.fromarray(image, mode="RGB").save(filename, format="PNG")
 
-    def _netns(self) -> list[str]:
-        """Return the command prefix that enters the container's network namespace, if private."""
-        if not self.private_network or self.process is None:
-            return []
-        return ["nsenter", f"--net=/proc/{self.process.pid}/ns/net"]
 
-    def request(self, method: str, path: str, json_body: object = None) -> tuple[int, str]:
-        """Make one request to the server; return its status (0 if none came) and text."""
-        if not self._netns():
-            try:
-                response = requests.request(method, self.url(path), json=json_body, timeout=10)
-            except (requests.ConnectionError, requests.Timeout) as error:
-                return 0, str(error)
-            return response.status_code, response.text
-        result = subprocess.run(
-            [*self._netns(), sys.executable, "-c", _REQUEST, method, self.url(path), json.dumps(json_body)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
+def _read_mask(filename: Path, shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    """Return where the mask is black (the pixels to ignore); a mask holds only black and white.
+
+    Alpha is blended on white, colours are turned to grey (ITU-R 601 luma, Pillow's ``"L"``).
+    """
+    colour = _read_png(filename, "the mask")
+    grey = np.asarray(Image.fromarray(colour, mode="RGB").convert("L"))
+    if grey.shape != shape[:2]:
+        raise AssertionError(
+            f"the mask {filename} is {grey.shape[1]}x{grey.shape[0]}, the image {shape[1]}x{shape[0]}"
         )
-        outcome = json.loads(result.stdout)
-        return int(outcome["status"]), str(outcome["text"])
+    if np.any((grey != 0) & (grey != 255)):
+        raise AssertionError(f"the mask {filename} holds other colours than black and white")
+    return np.asarray(grey == 0)
 
-    def exec(
-        self, *command: str, env: Mapping[str, str] | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a command in the same container (as ``docker exec`` would), with the image's user."""
-        env_args = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
-        run = ["buildah", "run", "--network", "host", *env_args, self.container, "--", *command]
-        return subprocess.run(
-            [*self._netns(), *run],
-            env={**os.environ, **BUILDAH_ENV},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+
+def _background(image: Pixels) -> Pixels:
+    """Return the most frequent value of each channel: what a masked region is painted with."""
+    return np.array(
+        [np.bincount(image[..., channel].ravel(), minlength=256).argmax() for channel in range(3)],
+        dtype=np.uint8,
+    )
+
+
+def _box_mean(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Return the mean over the window around each pixel, the border mirrored (scipy's "reflect")."""
+    half = _WINDOW // 2
+    height, width = values.shape
+    padded = np.pad(values, half, mode="symmetric")
+    rows = padded[:height].copy()
+    for offset in range(1, _WINDOW):
+        rows += padded[offset : offset + height]
+    total = rows[:, :width].copy()
+    for offset in range(1, _WINDOW):
+        total += rows[:, offset : offset + width]
+    return total / (_WINDOW * _WINDOW)
+
+
+def similarity(expected: Pixels, actual: Pixels) -> tuple[float, npt.NDArray[np.float64]]:
+    """Return the structural similarity of two RGB images (1.0: the same) and its map per pixel.
+
+    The score is the mean of the map without the border half a window wide, averaged over the
+    channels, as scikit-image's ``structural_similarity(..., channel_axis=2)`` computes it.
+    """
+    if expected.shape != actual.shape:
+        raise ValueError(f"images of different shapes: {expected.shape} != {actual.shape}")
+    samples = _WINDOW * _WINDOW
+    covariance_norm = samples / (samples - 1.0)  # the sample covariance, as scikit-image's default
+    c1 = (_K1 * _DATA_RANGE) ** 2
+    c2 = (_K2 * _DATA_RANGE) ** 2
+    half = _WINDOW // 2
+    maps = []
+    scores = []
+    for channel in range(expected.shape[2]):
+        x = expected[..., channel].astype(np.float64)
+        y = actual[..., channel].astype(np.float64)
+        mean_x, mean_y = _box_mean(x), _box_mean(y)
+        var_x = covariance_norm * (_box_mean(x * x) - mean_x * mean_x)
+        var_y = covariance_norm * (_box_mean(y * y) - mean_y * mean_y)
+        cov_xy = covariance_norm * (_box_mean(x * y) - mean_x * mean_y)
+        numerator = (2.0 * mean_x * mean_y + c1) * (2.0 * cov_xy + c2)
+        denominator = (mean_x * mean_x + mean_y * mean_y + c1) * (var_x + var_y + c2)
+        ssim_map = numerator / denominator
+        maps.append(ssim_map)
+        scores.append(float(ssim_map[half:-half, half:-half].mean()))
+    return float(np.mean(scores)), np.stack(maps, axis=-1)
+
+
+def _names(expected_filename: Path, result_folder: Path) -> tuple[Path | None, Path, Path]:
+    """Return the mask beside ``NAME.expected.png`` (if so named), and the actual and diff paths."""
+    stem = expected_filename.stem
+    mask = None
+    if stem.endswith(".expected"):
+        stem = stem.removesuffix(".expected")
+        mask = expected_filename.with_name(f"{stem}.mask.png")
+    return mask, result_folder / f"{stem}.actual-masked.png", result_folder / f"{stem}.diff.png"
+
+
+def check_image(  # noqa: PLR0917 (upstream's positional order, which suites use)
+    result_folder: StrPath,
+    image_to_check: npt.NDArray[Any],
+    expected_filename: StrPath,
+    level: float = 1.0,
+    generate_expected_image: bool = False,
+    use_mask: bool = True,
+) -> None:
+    """Assert that ``image_to_check`` looks like the PNG ``expected_filename``.
+
+    ``level`` is the least structural similarity accepted, from 0.0 to 1.0 (1.0: identical). For
+    ``NAME.expected.png``, a ``NAME.mask.png`` beside it (black and white, the image's size) hides
+    its black pixels in both images (painted with the actual image's most frequent colour), unless
+    ``use_mask=False``. On a failure ``result_folder`` receives ``NAME.actual-masked.png`` and
+    ``NAME.diff.png`` (black where the images agree). ``generate_expected_image=True`` writes the
+    expected file from this image instead of checking; a missing expected file is written too, and
+    the check fails so that it is looked at before it is committed.
+    """
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"level is a similarity from 0.0 to 1.0, not {level}")
+    expected_path = Path(expected_filename)
+    results = Path(result_folder)
+    mask_path, actual_path, diff_path = _names(expected_path, results)
+    actual = normalize_image(image_to_check)
+    mask = None
+    background = _background(actual)
+    if use_mask and mask_path is not None and mask_path.is_file():
+        mask = _read_mask(mask_path, actual.shape)
+        actual[mask] = background
+    results.mkdir(parents=True, exist_ok=True)
+    if generate_expected_image:
+        _write_png(expected_path, actual)
+        return
+    if not expected_path.is_file():
+        _write_png(expected_path, actual)
+        raise AssertionError(f"expected image not found: {expected_path}; written from this one, look at it")
+    expected = _read_png(expected_path, "the expected image")
+    if expected.shape != actual.shape:
+        _write_png(actual_path, actual)
+        raise AssertionError(
+            f"images have different sizes: expected {expected.shape[1]}x{expected.shape[0]} "
+            f"({expected_path}) != actual {actual.shape[1]}x{actual.shape[0]} ({actual_path})"
         )
+    if mask is not None:
+        expected[mask] = background
+    if np.array_equal(expected, actual):
+        return
+    score, ssim_map = similarity(expected, actual)
+    if score >= level:
+        return
+    _write_png(actual_path, actual)
+    _write_png(diff_path, np.clip(np.rint(255.0 - ssim_map * 255.0), 0, 255).astype(np.uint8))
+    raise AssertionError(
+        f"{actual_path} != {expected_path}: similarity {score} < level {level} (diff: {diff_path})"
+    )
 
-    def log(self) -> str:
-        """Return everything the server has printed so far."""
-        return self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file.exists() else ""
 
-    def master_pid(self) -> int:
-        """Return the gunicorn master's pid (a host pid: the namespaces are shared)."""
-        result = self.exec("sh", "-c", 'cat "${C2CWSGIUTILS_PID_FILE:-/tmp/c2cwsgiutils.pid}"')
-        if result.returncode != 0:
-            raise RuntimeError(f"no pid file in the container: {result.stderr}")
-        return int(result.stdout.strip())
+def check_image_file(  # noqa: PLR0917 (upstream's positional order)
+    result_folder: StrPath,
+    image_filename_to_check: StrPath,
+    expected_filename: StrPath,
+    level: float = 1.0,
+    generate_expected_image: bool = False,
+    use_mask: bool = True,
+) -> None:
+    """Assert that the image file ``image_filename_to_check`` looks like ``expected_filename``.
 
-    def worker_pids(self) -> set[int]:
-        """Return the pids of the master's live child processes."""
-        master = self.master_pid()
-        children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii")
-        return {int(pid) for pid in children.split()}
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """Stop the server as ``docker stop`` would: SIGTERM to gunicorn, SIGKILL after ``timeout``.
-
-        ``buildah run`` does not pass SIGTERM on (it kills its child), so the master is signalled
-        directly. Return the exit code of ``buildah run``.
-        """
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            try:
-                os.kill(self.master_pid(), signal.SIGTERM)
-            except (RuntimeError, ValueError, ProcessLookupError):
-                self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def close(self) -> None:
-        """Stop the server, remove the container and the log."""
-        try:
-            self.stop()
-        finally:
-            if self._created:
-                buildah("rm", self.container, check=False)
-                self._created = False
-            self._workdir.cleanup()
+    The file is decoded with Pillow, then checked by :func:`check_image` (same arguments).
+    """
+    check_image(
+        result_folder,
+        _read_png(image_filename_to_check, "the image"),
+        expected_filename,
+        level,
+        generate_expected_image,
+        use_mask,
+    )

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -173,3 +173,28 @@ def wait_url(
         exceptions=(requests.RequestException, AssertionError),
         what=f"GET {url}",
     )
+
+
+def approx(struct: Any, **kwargs: Any) -> Any:
+    """Return ``struct`` with every float in it, however deep, as ``pytest.approx(value, **kwargs)``.
+
+    Upstream 6.1's helper, for a structure of computed numbers (a JSON answer):
+    ``assert response.json() == approx(expected, rel=1e-3)``. Dicts (any mapping, given back as a
+    dict), lists and tuples (a named tuple keeps its type) are copied with their floats replaced;
+    any other value, and a float inside a set, is compared exactly.
+    """
+    import pytest  # noqa: PLC0415 (importing this module does not import pytest)
+
+    def visit(value: Any) -> Any:
+        if isinstance(value, float):
+            return pytest.approx(value, **kwargs)
+        if isinstance(value, Mapping):
+            return {key: visit(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [visit(item) for item in value]
+        if isinstance(value, tuple):
+            items = [visit(item) for item in value]
+            return value._make(items) if hasattr(value, "_make") else tuple(items)
+        return value
+
+    return visit(struct)

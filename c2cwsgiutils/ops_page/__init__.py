@@ -10,6 +10,9 @@ The secret is entered once, in a POST form; the answer is a session cookie made 
 expiry), ``Secure; HttpOnly; SameSite=Strict`` and scoped to ``C2C_BASE_PATH``. The page never
 puts the secret in a URL. Its CSS and script are served from the package: nothing comes from
 another origin, and the Content-Security-Policy allows nothing else.
+
+An app adds its own links and forms through :mod:`c2cwsgiutils.index` (the original's door): its
+fragments are the app's trusted HTML, shown in one card under the same policy.
 """
 
 import hashlib
@@ -23,7 +26,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
-from c2cwsgiutils import auth
+from c2cwsgiutils import auth, index
 from c2cwsgiutils.include import first_time
 from c2cwsgiutils.ops_views import OpsViewsSettings, add_cors_views, ops_views, view_secrets
 from c2cwsgiutils.responses import json_response
@@ -141,6 +144,22 @@ def _session(request: Request, prefix: str, unlocked: dict[str, bool], expiries:
     return "".join(parts)
 
 
+def _additional(request: Request, unlocked: dict[str, bool]) -> str:
+    """Return the card of the app's own fragments (c2cwsgiutils.index), or nothing when it has none.
+
+    The fragments are the app's trusted HTML, possibly unbalanced (the original's users open a
+    ``<div>`` in one fragment and close it in another): a ``<section>`` holds them, and the HTML
+    parser closes what they leave open at its end and ignores a ``</div>`` with no ``<div>`` open.
+    Signed in is: a protected view unlocked on this page, or access as ``auth.check_access`` says
+    (``C2C_SECRET``, or a GitHub sign-in with the configured permission), as in the original.
+    """
+    signed_in = any(unlocked.values()) or auth.check_access(request)
+    fragments = index.render_additional(signed_in)
+    if not fragments:
+        return ""
+    return f'<section class="card wide app" id="app" aria-label="The application">{fragments}</section>'
+
+
 def _all_views(views: dict[str, str], unlocked: dict[str, bool]) -> str:
     rows = "".join(
         f'<tr><td>{escape(name)}</td><td><a href="{_attr(path)}">{escape(path)}</a></td>'
@@ -183,8 +202,10 @@ def page(request: Request, status: int = 200, message: str = "") -> Response:
         f'<script src="{_attr(prefix)}/page/page.js" defer></script></head><body>'
         f'<header><h1>Ops</h1><p class="host">{escape(host + prefix)}</p></header><main>'
         + notice
+        + auth.github_sign_in_html(request)
         + _session(request, prefix, unlocked, expiries)
         + "".join(cards)
+        + _additional(request, unlocked)
         + _all_views(views, unlocked)
         + "</main></body></html>"
     )
@@ -218,9 +239,15 @@ def login_view(request: Request) -> Response:
         return page(request, 403, "Sign in from this page itself.")
     secret = request.POST.get("secret", "")
     secrets = set(view_secrets(request).values())
+    # Upstream's one secret signs in too: the app's additions for operators, its own guarded pages.
+    c2c_secret = auth.AuthSettings.of(request).secret
+    if c2c_secret:
+        secrets.add(c2c_secret)
     if not secret or not any(auth.secrets_equal(secret, known) for known in secrets):
         LOG.warning("ops page: a wrong secret was entered from %s", request.client_addr)
         return page(request, 403, "Wrong secret.")
+    if c2c_secret and auth.secrets_equal(secret, c2c_secret):
+        auth.remember_secret(request, secret)
     lifetime = OpsViewsSettings.of(request).session_lifetime
     value = auth.merge_tokens(
         auth.split_tokens(auth.session_cookie(request)), secret, secrets, int(time.time() + lifetime)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from c2cwsgiutils import client_info
 from c2cwsgiutils.client_info import TrustedNetworks, apply, parse_forwarded, parse_networks, parse_node
+from tests.apps import make_app
 
 PROXY = "10.0.0.2"
 TRUSTED = TrustedNetworks(parse_networks("10.0.0.0/24,2001:db8:aa::/48,127.0.0.1"))
@@ -257,3 +258,70 @@ def test_the_cache_of_trusted_answers_stays_bounded_and_keeps_answering() -> Non
 def test_an_empty_peer_a_unix_socket_does_not_let_x_forwarded_for_speak() -> None:
     result = applied("", x_forwarded_for="203.0.113.9")
     assert (result["REMOTE_ADDR"], result["HTTP_X_FORWARDED_FOR"]) == ("", "")
+
+
+# C2CWSGIUTILS_FORCE_*: upstream 6.1's settings (c2cgeoportal's compose sample sets the proto).
+
+
+def test_forced_values_win_over_the_proxies_and_the_server() -> None:
+    settings = client_info.ClientInfoSettings.resolve(
+        None,
+        {
+            "C2CWSGIUTILS_FORCE_PROTO": "HTTPS",
+            "C2CWSGIUTILS_FORCE_HOST": "geo.test:8443",
+            "C2CWSGIUTILS_FORCE_SERVER_NAME": "geo.test",
+            "C2CWSGIUTILS_FORCE_REMOTE_ADDR": "198.51.100.7",
+        },
+    )
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(environ)
+        return []
+
+    environ = {
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "localhost:8080",
+        "SERVER_NAME": "localhost",
+        "HTTP_X_FORWARDED_FOR": "203.0.113.9",
+        "HTTP_X_FORWARDED_PROTO": "http",
+    }
+    client_info.ClientInfoFilter(app, settings)(environ, lambda status, headers: None)
+    assert (seen["wsgi.url_scheme"], seen["HTTP_HOST"], seen["SERVER_NAME"]) == (
+        "https",
+        "geo.test:8443",
+        "geo.test",
+    )
+    assert (seen["REMOTE_ADDR"], seen["HTTP_X_FORWARDED_FOR"]) == ("198.51.100.7", "198.51.100.7")
+    assert seen[client_info.ORIGINAL]["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_nothing_is_forced_by_default() -> None:
+    assert client_info.ClientInfoSettings.resolve(None, {}).forced() == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("C2CWSGIUTILS_FORCE_PROTO", "ftp"),
+        ("C2CWSGIUTILS_FORCE_HOST", "a host"),
+        ("C2CWSGIUTILS_FORCE_SERVER_NAME", "x/y"),
+        ("C2CWSGIUTILS_FORCE_REMOTE_ADDR", "not-an-address"),
+    ],
+)
+def test_a_bad_forced_value_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        client_info.ClientInfoSettings.resolve(None, {name: value})
+
+
+def test_the_tween_forces_the_ini_s_values_too() -> None:
+    def where(request: Any) -> dict[str, str]:
+        return {"scheme": request.scheme, "host": request.host, "client": request.client_addr}
+
+    app = make_app({"where": where}, {"c2c.force_proto": "https", "c2c.force_host": "geo.test"})
+    assert app.get("/where", extra_environ={"REMOTE_ADDR": "192.0.2.4"}).json == {
+        "scheme": "https",
+        "host": "geo.test",
+        "client": "192.0.2.4",
+    }

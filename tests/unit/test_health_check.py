@@ -1,13 +1,18 @@
 """c2cwsgiutils.health_check, in-process: the report, levels, selection, timeouts, liveness.
 
-Custom and URL checks in WebTest apps; the Redis checks against a port where nothing answers.
+Custom and URL checks in WebTest apps; the Redis checks against a port where nothing answers; the
+database checks' choice of engines on SQLite files.
 Against the local PostgreSQL: tests/test_health_check_postgres.py; the local Redis:
 tests/test_health_check_redis.py; real servers (gunicorn): tests/test_health_check_server.py.
 """
 
+import inspect
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import webtest
@@ -15,7 +20,9 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 
 import c2cwsgiutils.pyramid
-from c2cwsgiutils.health_check import HealthCheck
+from c2cwsgiutils.database.maintenance import MAINTENANCE
+from c2cwsgiutils.db import setup_session
+from c2cwsgiutils.health_check import EngineType, HealthCheck
 from tests.apps.health_check import dispose_engines, make_app, redis_app
 
 
@@ -320,3 +327,72 @@ def test_version_check_without_a_versions_file_passes() -> None:
 
     app = make_app(setup, **{"c2c.versions_path": "/nonexistent/versions.json"})
     assert app.get("/c2c/health_check?max_level=2").json["successes"] == ["version"]
+
+
+# The database checks' engines (upstream 6.1's engine_type), on SQLite files.
+
+
+def db_app(tmp_path: Path, replica: bool = True, **check: Any) -> webtest.TestApp:
+    """An app checking a session whose primary has the table ``t`` and whose replica has none."""
+    with sqlite3.connect(tmp_path / "primary.db") as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER)")
+    settings = {"sqlalchemy.url": f"sqlite:///{tmp_path / 'primary.db'}"}
+    if replica:
+        settings["sqlalchemy_slave.url"] = f"sqlite:///{tmp_path / 'replica.db'}"
+
+    def query(session: Any) -> None:
+        from sqlalchemy import text
+
+        session.execute(text("SELECT * FROM t"))
+
+    def setup(health_check: HealthCheck, config: Configurator) -> None:
+        session = setup_session(config, "sqlalchemy", "sqlalchemy_slave" if replica else None)[0]
+        health_check.add_db_session_check(session, query, **check)
+
+    return make_app(setup, **settings)
+
+
+def test_db_check_checks_every_engine_by_default(tmp_path: Path) -> None:
+    body = db_app(tmp_path).get("/c2c/health_check", status=500).json
+    assert body["successes"] == ["db_engine_sqlalchemy"]
+    assert list(body["failures"]) == ["db_engine_sqlalchemy_slave"]
+    explicit = db_app(tmp_path, engine_type=EngineType.READ_AND_WRITE).get("/c2c/health_check", status=500)
+    assert explicit.json == body
+
+
+def test_db_check_of_the_primary_only(tmp_path: Path) -> None:
+    body = db_app(tmp_path, engine_type=EngineType.WRITE_ONLY).get("/c2c/health_check").json
+    assert body == {"status": 200, "successes": ["db_engine_sqlalchemy"], "failures": {}}
+
+
+def test_db_check_of_the_replica_only(tmp_path: Path) -> None:
+    body = db_app(tmp_path, engine_type=EngineType.READ_ONLY).get("/c2c/health_check", status=500).json
+    assert (body["successes"], list(body["failures"])) == ([], ["db_engine_sqlalchemy_slave"])
+
+
+@pytest.mark.parametrize("engine_type", list(EngineType))
+def test_db_check_without_a_replica_checks_its_one_engine(tmp_path: Path, engine_type: EngineType) -> None:
+    app = db_app(tmp_path, replica=False, engine_type=engine_type)
+    assert app.get("/c2c/health_check").json["successes"] == ["db_engine_sqlalchemy"]
+
+
+def test_db_check_of_the_primary_only_is_skipped_during_maintenance(tmp_path: Path) -> None:
+    app = db_app(tmp_path, engine_type=EngineType.WRITE_ONLY)
+    MAINTENANCE.apply(True)
+    try:
+        body = app.get("/c2c/health_check").json
+    finally:
+        MAINTENANCE.reset()
+    assert body["skipped"] == {"db_engine_sqlalchemy": "read-only database maintenance"}
+
+
+def test_engine_type_is_keyword_only_and_upstream_s_values() -> None:
+    """Upstream's fifth positional argument; ours is ``timeout``."""
+    assert {member.name: member.value for member in EngineType} == {
+        "READ_ONLY": 1,
+        "WRITE_ONLY": 2,
+        "READ_AND_WRITE": 3,
+    }
+    parameters = inspect.signature(HealthCheck.add_db_session_check).parameters
+    assert list(parameters)[5] == "timeout"
+    assert parameters["engine_type"].kind is inspect.Parameter.KEYWORD_ONLY

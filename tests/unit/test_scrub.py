@@ -26,6 +26,9 @@ from tests.secret_forms import forms
         ("SECRET=abc", "SECRET=***"),
         ("name=secret", "name=secret"),
         ("plain", "plain"),
+        # OAuth's authorization code (the GitHub sign-in's callback), and only a parameter named so.
+        ("code=4f2a&state=s1", "code=***&state=s1"),
+        ("postcode=1000&country_code=ch", "postcode=1000&country_code=ch"),
     ],
 )
 def test_scrub_query_string(query: str, scrubbed: str) -> None:

@@ -448,3 +448,25 @@ def test_events_and_the_debug_view_mask_headers_by_the_same_patterns(headers: di
     assert event is not None
     assert event["request"]["headers"] == expected
     assert json.loads(debug.headers_view(request).body)["headers"] == expected
+
+
+def test_the_pipeline_s_sentry_filter_keeps_the_client_that_knows_the_ini_s_secrets(
+    receiver: SentryReceiver, monkeypatch: pytest.MonkeyPatch, clean_ops_state: None
+) -> None:
+    """c2cgeoportal's ``pipeline = ... egg:c2cwsgiutils#sentry app``: the app is built first.
+
+    Its include set Sentry up with the ini's secrets; the filter (and ``includeme()`` without a
+    configurator) must not replace that client by one that knows the environment's only.
+    """
+    ini_secret = "a-secret-set-in-the-ini-only-8841"  # noqa: S105 (made up)
+    monkeypatch.setenv("SENTRY_URL", receiver.dsn)
+    try:
+        app = guarded_app({"c2c.log_view_secret": ini_secret})
+        wrapped = webtest.TestApp(sentry.filter_factory({})(app.app))
+        sentry.includeme()
+        wrapped.get(f"/c2c/failing?secret={ini_secret}", status=500)
+        events = settle(receiver)
+    finally:
+        sentry.reset()
+    assert len(events) == 1
+    assert_no_form_of(ini_secret, events)
