@@ -4,16 +4,20 @@
   additions, ``auth_view`` and ``check_access`` behind a security policy, ``JsonCheckException``
   in a custom check, and ``MemoryMapCollector`` on prometheus_client's registry.
 - c2cgeoportal 2.9's production.ini puts the app behind PasteDeploy filters named by entry point:
-  ``pipeline = egg:c2cwsgiutils#client_info egg:c2cwsgiutils#sentry app``.
+  ``pipeline = egg:c2cwsgiutils#client_info egg:c2cwsgiutils#sentry app``, and its image runs
+  plain ``gunicorn --paste`` with the scaffold's gunicorn.conf.py.
 """
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer
+from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script, free_port
+from c2cwsgiutils.acceptance.utils import wait_until, wait_url
 from testing.fixtures import StartServer
 
 pytestmark = [pytest.mark.server]
@@ -121,3 +125,109 @@ def test_c2cgeoportals_pipeline_of_filters_named_by_entry_point(
     ).json()
     assert (client["client_addr"], client["scheme"], client["host"]) == ("203.0.113.9", "https", "geo.test")
     assert client["peer"] == "127.0.0.1"
+
+
+GEOPORTAL_GUNICORN_CONF = """
+import os
+
+from c2cwsgiutils import get_config_defaults, prometheus
+from prometheus_client import multiprocess
+
+bind = "127.0.0.1:{port}"
+workers = 2
+accesslog = "-"
+logconfig_dict = {{
+    "version": 1,
+    "root": {{"level": "INFO", "handlers": [os.environ["LOG_TYPE"]]}},
+    "loggers": {{"gunicorn.error": {{"level": "INFO"}}}},
+    "handlers": {{
+        "console": {{"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"}},
+        "json": {{
+            "class": "c2cwsgiutils.pyramid_logging.JsonLogHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stdout",
+        }},
+    }},
+    "formatters": {{"generic": {{"format": "%(message)s"}}}},
+}}
+raw_paste_global_conf = ["=".join(e) for e in get_config_defaults().items()]
+
+
+def on_starting(server):
+    prometheus.start()
+
+
+def post_fork(server, worker):
+    prometheus.cleanup()
+
+
+def child_exit(server, worker):
+    multiprocess.mark_process_dead(worker.pid)
+"""
+
+GEOPORTAL_PRODUCTION_INI = """\
+[app:app]
+use = call:tests.apps.client_info:factory
+geo.visible_entry_point = %(VISIBLE_ENTRY_POINT)s
+
+[pipeline:main]
+pipeline = egg:c2cwsgiutils#client_info egg:c2cwsgiutils#sentry app
+"""
+
+
+def test_c2cgeoportals_own_command_gunicorn_paste_with_its_gunicorn_conf(tmp_path: Path) -> None:
+    """c2cgeoportal's image: plain ``gunicorn --paste=/app/production.ini`` and the scaffold's config.
+
+    The scaffold's gunicorn.conf.py: ``raw_paste_global_conf`` from ``get_config_defaults()`` (the
+    environment as the ini's ``%(NAME)s``), ``logconfig_dict`` naming ``JsonLogHandler``, the
+    Prometheus hooks; the ini's pipeline of the toolkit's filters. No c2cwsgiutils_run.
+    """
+    app_port, metrics_port = free_port(), free_port()
+    (tmp_path / "gunicorn.conf.py").write_text(
+        GEOPORTAL_GUNICORN_CONF.format(port=app_port), encoding="utf-8"
+    )
+    (tmp_path / "production.ini").write_text(GEOPORTAL_PRODUCTION_INI, encoding="utf-8")
+    (tmp_path / "prometheus").mkdir()
+    env = clean_environ(
+        {
+            "PYTHONPATH": str(REPO),
+            "LOG_TYPE": "json",
+            "VISIBLE_ENTRY_POINT": "/geo%/",  # a % in the environment: escaped for the ini
+            "C2C_PROMETHEUS_PORT": str(metrics_port),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        }
+    )
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as output:
+        # gunicorn reads ./gunicorn.conf.py by default, as in c2cgeoportal's /app.
+        master = subprocess.Popen(
+            [console_script("gunicorn"), "--paste=production.ini"],
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        try:
+            wait_url(f"http://127.0.0.1:{app_port}/client", 30)
+        except TimeoutError:
+            pytest.fail(log.read_text(encoding="utf-8", errors="replace"))
+        answer = requests.get(
+            f"http://127.0.0.1:{app_port}/client",
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Request-ID": "geo-1"},
+            timeout=10,
+        ).json()
+        assert (answer["client_addr"], answer["scheme"]) == ("203.0.113.9", "https")
+        metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert "c2cwsgiutils_request_duration_seconds_count" in metrics.text
+        wait_until(lambda: "geo-1" in log.read_text(encoding="utf-8"), 10, "the app's JSON log record")
+    finally:
+        master.terminate()
+        master.wait(30)
+    records = [
+        json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")
+    ]
+    (answered,) = [record for record in records if record.get("request_id") == "geo-1"]
+    assert answered["short_message"] == "client_info_app answered"
+    assert (answered["request_id"], answered["client_addr"]) == ("geo-1", "203.0.113.9")
