@@ -1,7 +1,7 @@
-"""The ops page's extension points, under the original c2cwsgiutils' name ``c2cwsgiutils.index``.
+"""The ops page's extension points, under upstream c2cwsgiutils' name ``c2cwsgiutils.index``.
 
 The page itself is :mod:`c2cwsgiutils.ops_page` (``{C2C_BASE_PATH}/`` in a browser); this module is
-the original's door onto it. An app adds its own HTML there by setting or appending to three
+upstream's door onto it. An app adds its own HTML there by setting or appending to three
 module-level values, usually in its ``main``::
 
     import c2cwsgiutils.index
@@ -24,7 +24,7 @@ The page's Content-Security-Policy applies to the fragments: no inline script, s
 event handler runs; a form may only submit to the page's own origin; nothing (images, styles) is
 loaded from another origin. Plain links and plain forms (what the helpers make) need nothing else.
 
-The three values are process-wide (the original's API): every app of the process shares them.
+The three values are process-wide (upstream's API): every app of the process shares them.
 Tests call :func:`reset`. ``config.include("c2cwsgiutils.index")`` adds the page, as
 ``c2cwsgiutils.pyramid`` does.
 """
@@ -82,7 +82,7 @@ _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 
 
 def includeme(config: Configurator) -> None:
-    """Add the ops page, for apps that include it by the original's name ``c2cwsgiutils.index``."""
+    """Add the ops page, for apps that include it by upstream's name ``c2cwsgiutils.index``."""
     # By name: the page imports this module for the values above, so this one must not import it.
     config.include("c2cwsgiutils.ops_page")
 
@@ -94,7 +94,7 @@ def init(config: Configurator) -> None:
 
 def reset() -> None:
     """Put the three values back to their defaults (for tests: they are process-wide)."""
-    global additional_title, additional_noauth, additional_auth  # noqa: PLW0603 (the original's API)
+    global additional_title, additional_noauth, additional_auth  # noqa: PLW0603 (upstream's API)
     additional_title = None
     additional_noauth = []
     additional_auth = []
@@ -225,8 +225,8 @@ def _strings(name: str, value: object) -> Iterator[str]:
 def render_additional(signed_in: bool) -> str:
     """Return the app's fragments as the page shows them, bounded (empty when there are none).
 
-    The title comes when ``signed_in`` or when ``additional_noauth`` has a fragment (as in the
-    original); then ``additional_auth`` when ``signed_in``; then ``additional_noauth``.
+    The title comes when ``signed_in`` or when ``additional_noauth`` has a fragment (as
+    upstream's); then ``additional_auth`` when ``signed_in``; then ``additional_noauth``.
     """
     noauth = list(_strings("additional_noauth", additional_noauth))
     title = list(_strings("additional_title", additional_title)) if signed_in or noauth else []
