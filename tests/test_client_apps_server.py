@@ -8,7 +8,9 @@
   plain ``gunicorn --paste`` with the scaffold's gunicorn.conf.py.
 """
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -175,12 +177,43 @@ pipeline = egg:c2cwsgiutils#client_info egg:c2cwsgiutils#sentry app
 """
 
 
+def _client_count(text: str) -> float:
+    found = re.findall(
+        r'^c2cwsgiutils_request_duration_seconds_count\{method="GET",route="client",status="200"\} (\S+)$',
+        text,
+        re.MULTILINE,
+    )
+    return sum(float(value) for value in found)
+
+
+def _listening_inode(port: int) -> str:
+    """The inode of the socket listening on ``port`` (any address), from /proc/net/tcp and tcp6."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+                return fields[9]
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
 def test_c2cgeoportals_own_command_gunicorn_paste_with_its_gunicorn_conf(tmp_path: Path) -> None:
     """c2cgeoportal's image: plain ``gunicorn --paste=/app/production.ini`` and the scaffold's config.
 
     The scaffold's gunicorn.conf.py: ``raw_paste_global_conf`` from ``get_config_defaults()`` (the
     environment as the ini's ``%(NAME)s``), ``logconfig_dict`` naming ``JsonLogHandler``, the
-    Prometheus hooks; the ini's pipeline of the toolkit's filters. No c2cwsgiutils_run.
+    Prometheus hooks; the ini's pipeline of the toolkit's filters. No c2cwsgiutils_run: the master
+    serves every worker's metrics on the port (``prometheus.start()``), and the workers do not keep
+    the master's listening socket open (``prometheus.cleanup()``).
     """
     app_port, metrics_port = free_port(), free_port()
     (tmp_path / "gunicorn.conf.py").write_text(
@@ -219,8 +252,20 @@ def test_c2cgeoportals_own_command_gunicorn_paste_with_its_gunicorn_conf(tmp_pat
             timeout=10,
         ).json()
         assert (answer["client_addr"], answer["scheme"]) == ("203.0.113.9", "https")
-        metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
-        assert "c2cwsgiutils_request_duration_seconds_count" in metrics.text
+        for _ in range(3):
+            requests.get(f"http://127.0.0.1:{app_port}/client", timeout=10, headers={"Connection": "close"})
+        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert _client_count(text) == 5  # wait_url's, geo-1 and three more, from both workers
+        assert f'process_resident_memory_bytes{{pid="{master.pid}"}}' in text
+        assert (
+            f'c2cwsgiutils_process_smap_pss_bytes{{name="[heap]",pid="{master.pid}"}}' in text
+        )  # as upstream's
+        workers = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text(encoding="ascii").split()
+        assert len(workers) == 2
+        listening = _listening_inode(metrics_port)
+        assert listening in _socket_inodes(master.pid)
+        for worker in workers:
+            assert listening not in _socket_inodes(int(worker))
         wait_until(lambda: "geo-1" in log.read_text(encoding="utf-8"), 10, "the app's JSON log record")
     finally:
         master.terminate()

@@ -1,7 +1,6 @@
 """The metrics of the example app under the real c2cwsgiutils_run, with 4 gunicorn workers."""
 
 import concurrent.futures
-import contextlib
 import os
 import re
 import shutil
@@ -16,10 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from c2cwsgiutils.acceptance.server import AppServer, clean_environ, console_script, free_port
+from c2cwsgiutils.acceptance.server import AppServer, free_port
 from c2cwsgiutils.acceptance.udp import UdpReceiver
-from c2cwsgiutils.acceptance.utils import wait_url
-from testing.fixtures import EXAMPLE_APP_INI, StartServer
+from testing.fixtures import StartServer
 
 pytestmark = [pytest.mark.server]
 
@@ -223,96 +221,3 @@ def test_prometheus_port_of_its_own_asks_for_the_secret(start_server: StartServe
         assert "c2cwsgiutils" not in answer.text
     assert _ping_count(requests.get(url, headers={"X-API-Key": "pr0m"}, timeout=10).text) == 2
     assert _ping_count(requests.get(f"{url}?secret=pr0m", timeout=10).text) == 2
-
-
-APPS_OWN_GUNICORN_CONF = """
-from c2cwsgiutils import prometheus
-from prometheus_client import multiprocess
-
-bind = "127.0.0.1:{port}"
-workers = 2
-
-
-def on_starting(server):
-    prometheus.start()
-
-
-def post_fork(server, worker):
-    prometheus.cleanup()
-
-
-def child_exit(server, worker):
-    multiprocess.mark_process_dead(worker.pid)
-"""
-
-
-def _listening_inode(port: int) -> str:
-    """The inode of the socket listening on ``port`` (any address), from /proc/net/tcp and tcp6."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text(encoding="ascii").splitlines()[1:]:
-            fields = line.split()
-            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
-                return fields[9]
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-    return inodes
-
-
-def test_an_apps_own_gunicorn_conf_serves_the_port_with_start_and_cleanup(tmp_path: Path) -> None:
-    """c2cgeoportal's gunicorn.conf.py: ``prometheus.start()`` in ``on_starting``, ``cleanup()`` after a fork.
-
-    gunicorn runs without c2cwsgiutils_run: the master serves every worker's metrics on the port,
-    and the workers do not keep the master's listening socket open.
-    """
-    app_port, metrics_port = free_port(), free_port()
-    conf = tmp_path / "gunicorn.conf.py"
-    conf.write_text(APPS_OWN_GUNICORN_CONF.format(port=app_port), encoding="utf-8")
-    (tmp_path / "prometheus").mkdir()
-    env = clean_environ(
-        {
-            "C2CWSGIUTILS_CONFIG": str(EXAMPLE_APP_INI),
-            "SQLALCHEMY_URL": f"sqlite:///{tmp_path}/app.sqlite",
-            "C2C_PROMETHEUS_PORT": str(metrics_port),
-            # As c2cgeoportal's image: the configuration file imports prometheus_client first.
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-        }
-    )
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        master = subprocess.Popen(
-            [console_script("gunicorn"), "-c", str(conf), "c2cwsgiutils.wsgi_app:application"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        try:
-            wait_url(f"http://127.0.0.1:{app_port}/api/ping", 30)
-        except TimeoutError:
-            pytest.fail(log.read_text(encoding="utf-8", errors="replace"))
-        for _ in range(3):
-            requests.get(f"http://127.0.0.1:{app_port}/api/ping", timeout=10, headers={"Connection": "close"})
-        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        assert _ping_count(text) == 4
-        assert f'process_resident_memory_bytes{{pid="{master.pid}"}}' in text
-        assert (
-            f'c2cwsgiutils_process_smap_pss_bytes{{name="[heap]",pid="{master.pid}"}}' in text
-        )  # as upstream's
-        workers = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text(encoding="ascii").split()
-        assert len(workers) == 2
-        listening = _listening_inode(metrics_port)
-        assert listening in _socket_inodes(master.pid)
-        for worker in workers:
-            assert listening not in _socket_inodes(int(worker))
-    finally:
-        master.terminate()
-        master.wait(30)
