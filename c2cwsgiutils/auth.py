@@ -440,29 +440,24 @@ def auth_type(settings: Mapping[str, Any] | None) -> AuthenticationType:
 
 
 # Upstream 6.1's names of the settings above, as constants: the environment variable (``*_ENV``)
-# and the ini key (``*_PROP``) that AuthSettings declares (a test keeps them the same).
-SECRET_ENV = "C2C_SECRET"  # noqa: S105 (a setting's name)
-SECRET_PROP = "c2c.secret"  # noqa: S105 (a setting's name)
-GITHUB_CLIENT_ID_ENV = "C2C_AUTH_GITHUB_CLIENT_ID"
-GITHUB_CLIENT_ID_PROP = "c2c.auth.github.client_id"
-GITHUB_CLIENT_SECRET_ENV = "C2C_AUTH_GITHUB_CLIENT_SECRET"  # noqa: S105 (a setting's name)
-GITHUB_CLIENT_SECRET_PROP = "c2c.auth.github.client_secret"  # noqa: S105 (a setting's name)
-GITHUB_AUTH_SECRET_ENV = "C2C_AUTH_GITHUB_SECRET"  # noqa: S105 (a setting's name)
-GITHUB_AUTH_SECRET_PROP = "c2c.auth.github.auth.secret"  # noqa: S105 (a setting's name)
-GITHUB_AUTH_COOKIE_ENV = "C2C_AUTH_GITHUB_COOKIE"
-GITHUB_AUTH_COOKIE_PROP = "c2c.auth.github.auth.cookie"
-GITHUB_SCOPE_ENV = "C2C_AUTH_GITHUB_SCOPE"
-GITHUB_SCOPE_PROP = "c2c.auth.github.scope"
-GITHUB_SCOPE_DEFAULT = "repo"
+# and the ini key (``*_PROP``), read from the declarations so that they cannot differ.
+def _names(field: str) -> tuple[str, str]:
+    declaration = AuthSettings.declaration(field)
+    return declaration.env, str(declaration.ini)
+
+
+SECRET_ENV, SECRET_PROP = _names("secret")
+GITHUB_CLIENT_ID_ENV, GITHUB_CLIENT_ID_PROP = _names("github_client_id")
+GITHUB_CLIENT_SECRET_ENV, GITHUB_CLIENT_SECRET_PROP = _names("github_client_secret")
+GITHUB_AUTH_SECRET_ENV, GITHUB_AUTH_SECRET_PROP = _names("github_secret")
+GITHUB_AUTH_COOKIE_ENV, GITHUB_AUTH_COOKIE_PROP = _names("github_cookie")
+GITHUB_SCOPE_ENV, GITHUB_SCOPE_PROP = _names("github_scope")
+GITHUB_SCOPE_DEFAULT: str = AuthSettings.declaration("github_scope").default
 """The scope asked of GitHub by default: ``repo`` lets it report permissions on private repositories."""
-GITHUB_AUTH_URL_ENV = "C2C_AUTH_GITHUB_AUTH_URL"
-GITHUB_AUTH_URL_PROP = "c2c.auth.github.auth_url"
-GITHUB_TOKEN_URL_ENV = "C2C_AUTH_GITHUB_TOKEN_URL"  # noqa: S105 (a setting's name)
-GITHUB_TOKEN_URL_PROP = "c2c.auth.github.token_url"  # noqa: S105 (a setting's name)
-GITHUB_USER_URL_ENV = "C2C_AUTH_GITHUB_USER_URL"
-GITHUB_USER_URL_PROP = "c2c.auth.github.user_url"
-GITHUB_AUTH_PROXY_URL_ENV = "C2C_AUTH_GITHUB_PROXY_URL"
-GITHUB_AUTH_PROXY_URL_PROP = "c2c.auth.github.auth.proxy_url"
+GITHUB_AUTH_URL_ENV, GITHUB_AUTH_URL_PROP = _names("github_auth_url")
+GITHUB_TOKEN_URL_ENV, GITHUB_TOKEN_URL_PROP = _names("github_token_url")
+GITHUB_USER_URL_ENV, GITHUB_USER_URL_PROP = _names("github_user_url")
+GITHUB_AUTH_PROXY_URL_ENV, GITHUB_AUTH_PROXY_URL_PROP = _names("github_proxy_url")
 # Upstream's switch between a session and a cookie for the GitHub sign-in's state. The setting
 # has no effect here (it is not read): the sign-in's state is always checked, against its cookie.
 USE_SESSION_ENV = "C2C_USE_SESSION"

@@ -55,6 +55,36 @@ def test_auth_constants_name_the_declared_settings(constant: str, field: str) ->
     assert getattr(auth, f"{constant}_PROP") == declaration.ini
 
 
+# Upstream 6.1.10's values of the constants (c2cwsgiutils/auth.py of its wheel): ours must be the same.
+UPSTREAM_VALUES = {
+    "SECRET_ENV": "C2C_SECRET",
+    "SECRET_PROP": "c2c.secret",
+    "GITHUB_CLIENT_ID_ENV": "C2C_AUTH_GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_ID_PROP": "c2c.auth.github.client_id",
+    "GITHUB_CLIENT_SECRET_ENV": "C2C_AUTH_GITHUB_CLIENT_SECRET",
+    "GITHUB_CLIENT_SECRET_PROP": "c2c.auth.github.client_secret",
+    "GITHUB_AUTH_SECRET_ENV": "C2C_AUTH_GITHUB_SECRET",
+    "GITHUB_AUTH_SECRET_PROP": "c2c.auth.github.auth.secret",
+    "GITHUB_AUTH_COOKIE_ENV": "C2C_AUTH_GITHUB_COOKIE",
+    "GITHUB_AUTH_COOKIE_PROP": "c2c.auth.github.auth.cookie",
+    "GITHUB_SCOPE_ENV": "C2C_AUTH_GITHUB_SCOPE",
+    "GITHUB_SCOPE_PROP": "c2c.auth.github.scope",
+    "GITHUB_AUTH_URL_ENV": "C2C_AUTH_GITHUB_AUTH_URL",
+    "GITHUB_AUTH_URL_PROP": "c2c.auth.github.auth_url",
+    "GITHUB_TOKEN_URL_ENV": "C2C_AUTH_GITHUB_TOKEN_URL",
+    "GITHUB_TOKEN_URL_PROP": "c2c.auth.github.token_url",
+    "GITHUB_USER_URL_ENV": "C2C_AUTH_GITHUB_USER_URL",
+    "GITHUB_USER_URL_PROP": "c2c.auth.github.user_url",
+    "GITHUB_AUTH_PROXY_URL_ENV": "C2C_AUTH_GITHUB_PROXY_URL",
+    "GITHUB_AUTH_PROXY_URL_PROP": "c2c.auth.github.auth.proxy_url",
+}
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(UPSTREAM_VALUES.items()))
+def test_auth_constants_have_upstream_s_values(name: str, value: str) -> None:
+    assert getattr(auth, name) == value
+
+
 def test_every_auth_setting_constant_is_checked() -> None:
     found = {
         match.group(1)
