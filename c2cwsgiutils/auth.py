@@ -172,13 +172,16 @@ def same_origin(request: Request) -> bool:
     return origin is None or origin.partition("://")[2] == request.host
 
 
-def session_cookie(request: Request) -> str | None:
-    """Return the session cookie's value (None when absent, or when the Cookie header is not UTF-8)."""
+def session_cookie(request: Request, name: str = COOKIE) -> str | None:
+    """Return a cookie's value: the ops page's session by default.
+
+    None when absent, longer than :data:`MAX_COOKIE`, or when the Cookie header is not UTF-8.
+    """
     try:
-        value: str | None = request.cookies.get(COOKIE)
+        value: str | None = request.cookies.get(name)
     except UnicodeDecodeError:  # WebOb decodes every cookie of the header at once
         return None
-    return value
+    return value if value is None or len(value) <= MAX_COOKIE else None
 
 
 def cookie_expiry(request: Request, expected: str) -> int | None:
@@ -424,7 +427,7 @@ class AuthSettings(SettingsGroup):
             missing.append(f"C2C_AUTH_GITHUB_SECRET of {GITHUB_SECRET_MIN_LENGTH} characters or more")
         return missing
 
-    @property
+    @functools.cached_property  # the settings are frozen: asked on every guarded request
     def authentication_type(self) -> AuthenticationType:
         """Return which sign-in these settings configure (``C2C_SECRET`` first, as upstream)."""
         if self.secret:
@@ -548,19 +551,14 @@ def secret_signed_in(request: Request, secret: str) -> bool:
     (``C2C_OPS_SESSION_LIFETIME``), never the secret itself, on ``/``, ``HttpOnly`` and
     ``SameSite=Strict``, taken only from the app's own origin. The ops page's session counts too.
     """
-    given = provided_secret(request)
-    if given:
-        if not secrets_equal(given, secret):
-            return False
-        remember_secret(request, secret)
+    if is_authorized(request, secret):  # the secret given, or the ops page's session for it
+        if provided_secret(request):
+            remember_secret(request, secret)
         return True
-    if cookie_expiry(request, secret) is not None:
-        return True
-    try:
-        cookie: str | None = request.cookies.get(SECRET_COOKIE)
-    except UnicodeDecodeError:
-        return False
-    if not cookie or len(cookie) > MAX_COOKIE or not same_origin(request):
+    if provided_secret(request):
+        return False  # a wrong secret given: no session makes up for it
+    cookie = session_cookie(request, SECRET_COOKIE)
+    if not cookie or not same_origin(request):
         return False
     return token_expiry(cookie, secret, session_lifetime(request)) is not None
 
@@ -595,11 +593,8 @@ def github_user(request: Request) -> UserDetails | None:
     settings = AuthSettings.of(request)
     if settings.authentication_type is not AuthenticationType.GITHUB:
         return None
-    try:
-        cookie: str | None = request.cookies.get(settings.github_cookie)
-    except UnicodeDecodeError:
-        return None
-    if not cookie or len(cookie) > MAX_COOKIE or not same_origin(request):
+    cookie = session_cookie(request, settings.github_cookie)
+    if not cookie or not same_origin(request):
         return None
     data = unsign(cookie, settings.github_secret, SESSION_LABEL, session_lifetime(request))
     return None if data is None else _user_of(data)

@@ -196,12 +196,9 @@ def _checked_state(request: Request, settings: AuthSettings) -> str:
     state = _param(request, "state", required=False)
     if state is None:
         raise SignInError(403, "state: missing; start again from the sign-in link")
-    try:
-        cookie = request.cookies.get(STATE_COOKIE)
-    except UnicodeDecodeError:
-        cookie = None
+    cookie = auth.session_cookie(request, STATE_COOKIE)
     data = None
-    if cookie and len(cookie) <= auth.MAX_COOKIE:
+    if cookie:
         data = auth.unsign(cookie, settings.github_secret, STATE_LABEL, STATE_LIFETIME)
     expected, _, target = (data or "").partition("~")
     if not expected or not auth.secrets_equal(state, expected):
