@@ -252,6 +252,8 @@ ACCESS_TYPES = ("pull", "triage", "push", "maintain", "admin")
 """The repository permissions GitHub reports (``permissions`` of ``GET /repos/{owner}/{repo}``)."""
 GITHUB_TIMEOUT = (5.0, 10.0)
 """Seconds to connect to GitHub and to wait for its answer."""
+GITHUB_MAX_ANSWER = 64 * 1024
+"""The largest answer of GitHub's read, in bytes: the reading stops there."""
 PERMISSIONS_CACHE_SECONDS = 60.0
 """How long a user's permissions on a repository are kept before GitHub is asked again."""
 FAILURE_CACHE_SECONDS = 10.0
@@ -571,18 +573,12 @@ def remember_secret(request: Request, secret: str) -> None:
     lifetime = session_lifetime(request)
     value = make_token(secret, int(time.time() + lifetime))
 
-    def set_cookie(request: Request, response: Any) -> None:
-        response.set_cookie(
-            SECRET_COOKIE,
-            value,
-            max_age=int(lifetime),
-            path=request.script_name + "/",
-            secure=request.scheme == "https",
-            httponly=True,
-            samesite="strict",
+    def remember(request: Request, response: Any) -> None:
+        set_cookie(
+            request, response, SECRET_COOKIE, value, max_age=int(lifetime), path=request.script_name + "/"
         )
 
-    request.add_response_callback(set_cookie)
+    request.add_response_callback(remember)
 
 
 def github_user(request: Request) -> UserDetails | None:
@@ -693,27 +689,71 @@ def _ask_permissions(settings: AuthSettings, token: str, repository: str) -> tup
     block for the whole timeout.
     """
     try:
-        response = requests.get(
+        with requests.get(
             f"{settings.github_repo_url}/{repository}",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
             timeout=GITHUB_TIMEOUT,
-        )
+            stream=True,
+        ) as response:
+            if response.status_code in (403, 404):  # no access to a private repository: 404
+                return {}, PERMISSIONS_CACHE_SECONDS
+            if response.status_code != 200:
+                _WARN(
+                    "GitHub answered %s for a repository's permissions", response.status_code, kind="status"
+                )
+                return {}, FAILURE_CACHE_SECONDS
+            try:
+                body = read_json(response, GITHUB_MAX_ANSWER)
+            except ValueError:
+                body = None
     except requests.RequestException as error:
         _WARN("GitHub's repository permissions are out of reach: %s", type(error).__name__, kind="reach")
         return {}, FAILURE_CACHE_SECONDS
-    if response.status_code in (403, 404):  # no access to a private repository: 404
-        return {}, PERMISSIONS_CACHE_SECONDS
-    if response.status_code != 200:
-        _WARN("GitHub answered %s for a repository's permissions", response.status_code, kind="status")
-        return {}, FAILURE_CACHE_SECONDS
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
     found = body.get("permissions") if isinstance(body, dict) else None
     if not isinstance(found, dict):
         return {}, PERMISSIONS_CACHE_SECONDS
     return {name: found.get(name) is True for name in ACCESS_TYPES}, PERMISSIONS_CACHE_SECONDS
+
+
+def read_json(response: requests.Response, limit: int) -> Any:
+    """Return the JSON of a streamed answer, reading at most ``limit`` bytes of it.
+
+    Raises ValueError when the answer is larger (nothing more is read) or not JSON, and
+    ``requests.RequestException`` when reading it fails.
+    """
+    body = bytearray()
+    for chunk in response.iter_content(8192):
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"over {limit} bytes")
+    return orjson.loads(body)
+
+
+def set_cookie(
+    request: Request,
+    response: Any,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    path: str,
+    samesite: str = "strict",
+    secure: bool | None = None,
+) -> None:
+    """Set one of the toolkit's cookies: ``HttpOnly``, ``Secure`` over HTTPS (or as ``secure`` says).
+
+    ``SameSite=Strict`` unless told otherwise: a link or a redirect from another site must not
+    carry a session to a view that acts on a GET.
+    """
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        secure=request.scheme == "https" if secure is None else secure,
+        httponly=True,
+        samesite=samesite,
+    )
 
 
 def is_operator(request: Request) -> bool:

@@ -46,7 +46,7 @@ MAX_CAME_FROM = 2048
 """The longest page to return to after signing in, in characters."""
 MAX_PARAM = 256
 """The longest ``code``, ``state`` or ``error`` GitHub sends back."""
-MAX_ANSWER = 64 * 1024
+MAX_ANSWER = auth.GITHUB_MAX_ANSWER
 """The most read of GitHub's token and user answers."""
 _CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # What a percent-encoded URL keeps as is in a meta refresh: no quote, no space.
@@ -114,36 +114,8 @@ def same_origin_target(request: Request, raw: str | None) -> str:
     return urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
-def _set_cookie(
-    request: Request,
-    response: Response,
-    name: str,
-    value: str,
-    *,
-    max_age: int,
-    path: str,
-    samesite: str = "strict",
-) -> None:
-    """Set a cookie no script reads, Secure over HTTPS.
-
-    The session cookie is ``Strict``: a link or a redirect from another site must not carry it to
-    a view that acts on a GET. Only the state cookie is ``Lax``, since GitHub's redirect to the
-    callback is a navigation from another site; the callback answers a page that moves on, so the
-    first request with the session cookie comes from the app's own site.
-    """
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path=path,
-        secure=request.scheme == "https",
-        httponly=True,
-        samesite=samesite,
-    )
-
-
 def _drop_state(request: Request, response: Response) -> None:
-    _set_cookie(
+    auth.set_cookie(
         request, response, STATE_COOKIE, "", max_age=0, path=request.route_path("c2c_github_callback")
     )
 
@@ -185,7 +157,9 @@ def login_view(request: Request) -> Response:
         f"{state}~{auth.urlsafe_text(target.encode('utf-8'))}",
     )
     callback = request.route_path("c2c_github_callback")
-    _set_cookie(
+    # Lax, this one only: GitHub's redirect to the callback is a navigation from another site. The
+    # callback answers a page that moves on, so the Strict session cookie is first sent same-site.
+    auth.set_cookie(
         request, response, STATE_COOKIE, cookie, max_age=STATE_LIFETIME, path=callback, samesite="lax"
     )
     return response
@@ -212,12 +186,13 @@ def _checked_state(request: Request, settings: AuthSettings) -> str:
 
 
 def _json_answer(response: requests.Response, what: str) -> dict[str, object]:
-    if len(response.content) > MAX_ANSWER:
-        raise SignInError(502, f"GitHub's {what} answer is over {MAX_ANSWER} bytes")
+    """Read GitHub's answer (a streamed one), at most :data:`MAX_ANSWER` bytes of it."""
     try:
-        body = response.json()
+        body = auth.read_json(response, MAX_ANSWER)
     except ValueError:
         body = None
+    except requests.RequestException as error:
+        raise SignInError(502, f"GitHub's {what} answer could not be read ({type(error).__name__})") from None
     if not isinstance(body, dict):
         raise SignInError(502, f"GitHub's {what} answer (status {response.status_code}) is not a JSON object")
     return body
@@ -242,6 +217,7 @@ def _exchange(request: Request, settings: AuthSettings, code: str) -> str:
             },
             headers={"Accept": "application/json"},
             timeout=auth.GITHUB_TIMEOUT,
+            stream=True,
         )
     except requests.RequestException as error:
         raise SignInError(502, f"GitHub's token URL is out of reach ({type(error).__name__})") from None
@@ -260,6 +236,7 @@ def _user(settings: AuthSettings, token: str) -> UserDetails:
             settings.github_user_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
             timeout=auth.GITHUB_TIMEOUT,
+            stream=True,
         )
     except requests.RequestException as error:
         raise SignInError(502, f"GitHub's user URL is out of reach ({type(error).__name__})") from None
@@ -314,7 +291,7 @@ def callback_view(request: Request) -> Response:
     lifetime = auth.session_lifetime(request)
     response = _moving_on(target)
     value = auth.github_session_value(settings.github_secret, user, int(time.time() + lifetime))
-    _set_cookie(request, response, settings.github_cookie, value, max_age=int(lifetime), path="/")
+    auth.set_cookie(request, response, settings.github_cookie, value, max_age=int(lifetime), path="/")
     _drop_state(request, response)
     LOG.info("GitHub sign-in of %s", user.get("login"))
     return response
@@ -331,7 +308,7 @@ def logout_view(request: Request) -> Response:
     response = Response(status=303)
     response.location = target
     response.headers["Cache-Control"] = "no-store"
-    _set_cookie(request, response, AuthSettings.of(request).github_cookie, "", max_age=0, path="/")
+    auth.set_cookie(request, response, AuthSettings.of(request).github_cookie, "", max_age=0, path="/")
     return response
 
 

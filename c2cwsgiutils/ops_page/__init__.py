@@ -215,15 +215,8 @@ def page(request: Request, status: int = 200, message: str = "") -> Response:
 
 
 def _set_session_cookie(request: Request, response: Response, value: str, max_age: int) -> None:
-    response.set_cookie(
-        auth.COOKIE,
-        value,
-        max_age=max_age,
-        path=OpsViewsSettings.of(request).base_path,
-        secure=True,
-        httponly=True,
-        samesite="strict",
-    )
+    path = OpsViewsSettings.of(request).base_path
+    auth.set_cookie(request, response, auth.COOKIE, value, max_age=max_age, path=path, secure=True)
 
 
 def _back_to_page(request: Request) -> Response:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
+import requests
 import webtest
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
@@ -428,3 +429,29 @@ def test_signing_in_on_the_ops_page_with_c2c_secret_signs_the_app_in() -> None:
         cookie.startswith(f"{auth.SECRET_COOKIE}=") for cookie in response.headers.getall("Set-Cookie")
     )
     assert client.get("/whoami", extra_environ=https).json == {"signed_in": True}
+
+
+class _Endless(QuietHandler):
+    """An answer far larger than any GitHub answer: the reader must stop early."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            self.wfile.write(b'{"permissions": {"push": true}, "pad": "')
+            for _ in range(1024):  # 64 MiB in all, unless the client stops reading
+                self.wfile.write(b"x" * 65536)
+        except OSError:
+            pass  # the client hung up: what it should do
+
+
+def test_github_s_answers_are_read_to_a_bound_only() -> None:
+    with stub_server(_Endless) as url:
+        with (
+            requests.get(f"{url}/repos/camptocamp/allowed", stream=True, timeout=10) as response,
+            pytest.raises(ValueError, match="over 65536 bytes"),
+        ):
+            auth.read_json(response, auth.GITHUB_MAX_ANSWER)
+        settings = github_settings(**{"c2c.auth.github.repo_url": f"{url}/repos"})
+        assert not auth.check_access(with_session(settings, session()))  # too large: no access
