@@ -618,18 +618,12 @@ def check_access(request: Request, repo: str | None = None, access_type: str | N
 
     With ``C2C_SECRET``, being signed in is access.
     """
-    if not is_auth(request):
-        return False
-    settings = AuthSettings.of(request)
-    if settings.authentication_type is not AuthenticationType.GITHUB:
-        return True
-    return check_access_config(
-        request,
-        AuthConfig(
-            github_repository=settings.github_repository if repo is None else repo,
-            github_access_type=settings.github_access_type if access_type is None else access_type,
-        ),
-    )
+    config = AuthConfig()
+    if repo is not None:
+        config["github_repository"] = repo
+    if access_type is not None:
+        config["github_access_type"] = access_type
+    return check_access_config(request, config)
 
 
 def check_access_config(request: Request, auth_config: AuthConfig) -> bool:
