@@ -403,3 +403,37 @@ def test_image_serves_the_cors_services(reporting: ImageServer) -> None:
     answer = requests.get(reporting.url("/api/cors/public"), headers={"Origin": origin}, timeout=10)
     assert (answer.json(), answer.headers["Access-Control-Allow-Origin"]) == ({"cors": True}, "*")
     assert answer.headers["Cache-Control"] == "no-cache"
+
+
+# What today's clients (c2cgeoportal 2.9, tilecloud-chain 1.23) need of the image: the names they
+# import and the PasteDeploy filters their ini names by entry point (tests/unit/client_names.toml).
+CLIENTS_CHECK = """
+from importlib.metadata import entry_points
+
+from paste.deploy import loadfilter
+
+import c2cwsgiutils
+from c2cwsgiutils import auth, auth_github, db, debug, health_check, index, pretty_json, prometheus
+from c2cwsgiutils import setup_process
+from c2cwsgiutils.loader import Loader
+
+filters = entry_points(group="paste.filter_factory")
+own = {e.name: e.value for e in filters if e.value.startswith("c2cwsgiutils")}
+assert set(own) == {"client_info", "sentry"}, own
+for name in own:
+    assert callable(loadfilter("egg:c2cwsgiutils#" + name)(lambda environ, start_response: []))
+for module, name in [
+    (c2cwsgiutils, "get_config_defaults"), (auth, "check_access_config"), (auth, "AuthenticationType"),
+    (db, "create_session"), (debug, "get_size"), (health_check, "JsonCheckException"),
+    (index, "additional_auth"), (pretty_json, "_FastDumps"), (prometheus, "MemoryMapCollector"),
+    (prometheus, "start"), (setup_process, "bootstrap_application_from_options"),
+]:
+    assert hasattr(module, name), name
+print("clients ok")
+"""
+
+
+def test_image_has_what_today_s_clients_import(app: ImageServer) -> None:
+    result = app.exec("python3", "-c", CLIENTS_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "clients ok"
